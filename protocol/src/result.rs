@@ -1,0 +1,81 @@
+//! What a runner publishes to `rce.results`, and what the api stores and shows.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of a job as clients see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// How a job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Ok,
+    CompileError,
+    RuntimeError,
+    TimeLimitExceeded,
+    MemoryLimitExceeded,
+    OutputLimitExceeded,
+    Cancelled,
+    InternalError,
+}
+
+/// One step (compile or run) as the client sees it. Output is text: bytes that are not UTF-8 are
+/// replaced (U+FFFD) here; the raw bytes stay in the shim record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+    pub wall_ms: u64,
+    pub cpu_ms: u64,
+    pub memory_kb: u64,
+    pub truncated: bool,
+}
+
+/// The final outcome of a job, published once per execution; the recorder keeps the first one
+/// per job id, so a redelivered job cannot overwrite what a client already saw.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResultMessage {
+    pub schema: u32,
+    pub id: String,
+    pub language: String,
+    pub status: JobStatus,
+    pub verdict: Verdict,
+    pub compile: Option<StepReport>,
+    pub run: Option<StepReport>,
+    /// Why the platform failed, when `verdict` is `internal_error`; never the program's fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: DateTime<Utc>,
+    pub queue_ms: Option<u64>,
+    /// Which runner and container ran it: for operators chasing a bad container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+}

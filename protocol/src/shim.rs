@@ -1,0 +1,199 @@
+//! The conversation between a runner and the shim inside a container.
+//!
+//! The runner writes one [`ShimJob`] as JSON to the shim's stdin and closes it. The shim writes
+//! newline-delimited JSON [`ShimMessage`]s to its own stdout and nothing else; the job's processes
+//! never hold that descriptor (their stdout/stderr are pipes the shim reads), so a program cannot
+//! forge or interleave with the record. The last message is always a `record`.
+
+use crate::bytes::Base64Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where the shim binary lives in every image.
+pub const SHIM_PATH: &str = "/usr/local/bin/rce-shim";
+/// The parent of every job workspace: root-owned, mode 0711, on its own tmpfs.
+pub const WORKSPACE_ROOT: &str = "/work";
+
+/// Everything the shim needs to run one job, self-contained: the shim reads no other input.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShimJob {
+    pub schema: u32,
+    pub job_id: String,
+    /// The unprivileged uid (and gid) the job's steps run under; unique to this container.
+    pub uid: u32,
+    pub files: Vec<ShimFile>,
+    /// Run in order; a step that does not exit 0 (or hits a limit) stops the rest.
+    pub steps: Vec<ShimStep>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShimFile {
+    /// A flat name (no `/`), already validated by the api.
+    pub name: String,
+    pub content: Base64Bytes,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShimStep {
+    /// `compile` or `run`: echoed back in the step's outcome.
+    pub name: String,
+    /// Executed directly with `execvp` semantics (PATH lookup), never through a shell.
+    pub argv: Vec<String>,
+    /// Extra environment on top of the shim's fixed allowlist.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub stdin: Base64Bytes,
+    pub limits: StepLimits,
+}
+
+/// Limits the shim itself enforces for one step. Memory is enforced by the container's cgroup,
+/// which the pool sizes to the job; `memory_kb` here lets the shim also stop a step whose
+/// processes together exceed it when the cgroup is wider (compile and run share a container).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepLimits {
+    pub wall_time_ms: u64,
+    pub cpu_time_ms: u64,
+    pub memory_kb: u64,
+    pub processes: u64,
+    /// Cap on stdout + stderr together; reaching it stops the step.
+    pub output_bytes: u64,
+    /// RLIMIT_FSIZE: the largest file a step may write.
+    pub file_size_bytes: u64,
+    /// RLIMIT_NOFILE.
+    pub open_files: u64,
+}
+
+/// One line of the shim's stdout.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ShimMessage {
+    /// The final record of the job. Always the last line.
+    Record(ShimRecord),
+}
+
+/// What happened to the job, measured by the shim.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ShimRecord {
+    pub job_id: String,
+    /// One entry per step that was started, in order.
+    pub steps: Vec<StepOutcome>,
+    /// True when, after the job, no process of its uid remained and its workspace was removed.
+    /// False means the container must not run another job.
+    pub clean: bool,
+    /// Set when the shim itself could not do its work (bad job, setup failure): the platform's
+    /// fault, reported as `internal_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How a step ended, from the shim's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Termination {
+    /// The main process exited by itself (any exit code).
+    Exited,
+    /// The main process was killed by a signal the shim did not send.
+    Signaled,
+    /// The shim killed the step at its wall-clock limit.
+    WallTimeout,
+    /// The step used up its CPU time (the shim's watch or RLIMIT_CPU's SIGXCPU/SIGKILL).
+    CpuTimeout,
+    /// The step exceeded its memory: the cgroup OOM killer fired, or the shim's watch did.
+    MemoryLimit,
+    /// The step wrote more than its output cap.
+    OutputLimit,
+    /// The program could not be started (e.g. the command does not exist).
+    StartFailed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepOutcome {
+    pub name: String,
+    pub termination: Termination,
+    pub exit_code: Option<i32>,
+    /// Signal number that ended the main process, if any.
+    pub signal: Option<i32>,
+    pub wall_ms: u64,
+    /// User + system CPU of every process of the step.
+    pub cpu_ms: u64,
+    /// Peak resident memory (the largest of the shim's samples and the kernel's ru_maxrss).
+    pub memory_kb: u64,
+    pub stdout: Base64Bytes,
+    pub stderr: Base64Bytes,
+    /// True when output was cut at `output_bytes`.
+    pub truncated: bool,
+}
+
+/// Why the runner could not read a record from the shim's stdout.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("the shim printed no record (stdout was {0} bytes)")]
+    Missing(usize),
+    #[error("the shim's record is not valid JSON: {0}")]
+    Invalid(#[from] serde_json::Error),
+}
+
+/// Finds the record in everything the shim printed: the last non-empty line must be a record.
+pub fn parse_record(stdout: &[u8]) -> Result<ShimRecord, RecordError> {
+    let last = stdout
+        .split(|b| *b == b'\n')
+        .rev()
+        .find(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .ok_or(RecordError::Missing(stdout.len()))?;
+    match serde_json::from_slice::<ShimMessage>(last)? {
+        ShimMessage::Record(record) => Ok(record),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_json() -> String {
+        let rec = ShimRecord {
+            job_id: "j1".into(),
+            steps: vec![StepOutcome {
+                name: "run".into(),
+                termination: Termination::Exited,
+                exit_code: Some(0),
+                signal: None,
+                wall_ms: 12,
+                cpu_ms: 8,
+                memory_kb: 9000,
+                stdout: Base64Bytes(b"hi\n".to_vec()),
+                stderr: Base64Bytes::default(),
+                truncated: false,
+            }],
+            clean: true,
+            error: None,
+        };
+        serde_json::to_string(&ShimMessage::Record(rec)).unwrap()
+    }
+
+    #[test]
+    fn parses_last_line_record() {
+        let out = format!("{}\n", record_json());
+        let rec = parse_record(out.as_bytes()).unwrap();
+        assert_eq!(rec.job_id, "j1");
+        assert_eq!(rec.steps[0].stdout.0, b"hi\n");
+        assert!(rec.clean);
+    }
+
+    #[test]
+    fn empty_output_is_missing() {
+        assert!(matches!(parse_record(b"\n \n"), Err(RecordError::Missing(3))));
+    }
+
+    #[test]
+    fn garbage_is_invalid() {
+        assert!(matches!(
+            parse_record(b"{\"type\":\"record\",\"oops\n"),
+            Err(RecordError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn message_is_tagged() {
+        assert!(record_json().starts_with("{\"type\":\"record\""));
+    }
+}
