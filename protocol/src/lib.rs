@@ -7,6 +7,7 @@
 pub mod bytes;
 pub mod job;
 pub mod limits;
+pub mod redis_keys;
 pub mod result;
 pub mod shim;
 pub mod topology;

@@ -81,6 +81,10 @@ pub struct Sandbox {
     pub uid_base: u32,
     pub uid_span: u32,
     pub max_jobs_per_container: u64,
+    pub open_files: u64,
+    pub file_size_mb: u64,
+    pub capabilities: Vec<String>,
+    pub runtime: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -1,0 +1,52 @@
+//! Api settings, from the environment, each with a default that works on one machine.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `RCE_API_ADDR` | `127.0.0.1:8080` | where the HTTP API listens |
+//! | `RCE_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ |
+//! | `RCE_REDIS_URL` | `redis://127.0.0.1:6379/` | Redis |
+//! | `RCE_TOPOLOGY` | `topology.yaml` | the fleet's topology |
+//! | `RCE_JOB_TTL_SECS` | `86400` | how long job records are kept |
+//! | `RCE_MAX_BODY_BYTES` | `2097152` | largest accepted request body (413 above) |
+//! | `RCE_WAIT_MARGIN_MS` | `15000` | `wait=true` waits for the job's limits plus this |
+
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub addr: SocketAddr,
+    pub amqp_url: String,
+    pub redis_url: String,
+    pub topology_path: String,
+    pub job_ttl: Duration,
+    pub max_body_bytes: usize,
+    pub wait_margin: Duration,
+}
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn number(name: &str, default: u64) -> anyhow::Result<u64> {
+    var(name, &default.to_string())
+        .parse()
+        .with_context(|| format!("{name} must be a whole number"))
+}
+
+impl ApiConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            addr: var("RCE_API_ADDR", "127.0.0.1:8080")
+                .parse()
+                .context("RCE_API_ADDR")?,
+            amqp_url: var("RCE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            redis_url: var("RCE_REDIS_URL", "redis://127.0.0.1:6379/"),
+            topology_path: var("RCE_TOPOLOGY", rce_protocol::topology::DEFAULT_PATH),
+            job_ttl: Duration::from_secs(number("RCE_JOB_TTL_SECS", 86_400)?),
+            max_body_bytes: number("RCE_MAX_BODY_BYTES", 2 << 20)? as usize,
+            wait_margin: Duration::from_millis(number("RCE_WAIT_MARGIN_MS", 15_000)?),
+        })
+    }
+}

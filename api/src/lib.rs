@@ -1,0 +1,16 @@
+//! The api: validates and admits jobs, publishes them with publisher confirms, serves job state,
+//! languages and health; and hosts the recorder, which turns results and dead letters into the
+//! job records clients read.
+
+pub mod app;
+pub mod completions;
+pub mod config;
+pub mod error;
+pub mod job_store;
+pub mod job_view;
+pub mod metrics;
+pub mod recorder;
+pub mod routes;
+pub mod shutdown;
+pub mod submission;
+pub mod telemetry;

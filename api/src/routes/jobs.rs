@@ -1,0 +1,128 @@
+//! `POST /v1/jobs` and `GET /v1/jobs/{id}`.
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::submission;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rce_broker::BrokerError;
+use rce_protocol::topology::Messaging;
+use serde::Deserialize;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Deserialize)]
+pub struct SubmitQuery {
+    wait: Option<String>,
+}
+
+fn parse_wait(q: &SubmitQuery) -> Result<bool, ApiError> {
+    match q.wait.as_deref() {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            format!("wait={other:?} is not true or false"),
+        )
+        .field("wait")),
+    }
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    Query(query): Query<SubmitQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let wait = parse_wait(&query)?;
+    let bytes = axum::body::to_bytes(body, state.max_body_bytes).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {} bytes", state.max_body_bytes),
+        )
+    })?;
+    let request = submission::parse(&bytes)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let admitted = submission::admit(request, &state.topology, id.clone(), chrono::Utc::now());
+    let (job, language) = match admitted {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Not the requested language as a label: clients must not choose metric cardinality.
+            state.metrics.submissions.with_label_values(&["invalid", e.code]).inc();
+            return Err(e);
+        }
+    };
+    state.store.create(&job).await.map_err(|e| {
+        tracing::error!(job_id = %id, error = %e, "redis refused the job record");
+        ApiError::unavailable("store_unavailable", "job storage is unavailable; retry shortly")
+    })?;
+    let done = wait.then(|| state.completions.register(&id));
+    let payload = serde_json::to_vec(&job).expect("a job always serializes");
+    let published = state
+        .publisher
+        .publish_json(
+            &state.topology.messaging.jobs_exchange,
+            &Messaging::job_routing_key(&job.language),
+            &id,
+            &payload,
+        )
+        .await;
+    if let Err(e) = published {
+        state.completions.forget(&id);
+        state.store.delete(&id).await.ok();
+        let outcome = match e {
+            BrokerError::Refused => ApiError::unavailable(
+                "queue_full",
+                format!("the {} queue is full; retry shortly", job.language),
+            ),
+            other => {
+                tracing::error!(job_id = %id, error = %other, "publishing the job failed");
+                ApiError::unavailable("broker_unavailable", "the job broker is unavailable; retry shortly")
+            }
+        };
+        state.metrics.submissions.with_label_values(&[&job.language, outcome.code]).inc();
+        return Err(outcome);
+    }
+    state.metrics.submissions.with_label_values(&[&job.language, "accepted"]).inc();
+    tracing::info!(job_id = %id, language = %job.language, wait, "job admitted");
+
+    let Some(done) = done else {
+        state.metrics.submit_seconds.with_label_values(&["false"]).observe(started.elapsed().as_secs_f64());
+        let body = json!({
+            "id": id,
+            "status": "queued",
+            "links": {"self": format!("/v1/jobs/{id}"), "events": format!("/v1/jobs/{id}/events")},
+        });
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+    };
+    // Bounded by what the job may take, plus a margin for queueing and the platform.
+    let compile_ms = if language.is_compiled() { language.compile_limits.wall_time_ms } else { 0 };
+    let budget = Duration::from_millis(compile_ms + job.limits.wall_time_ms) + state.wait_margin;
+    if tokio::time::timeout(budget, done).await.is_err() {
+        state.completions.forget(&id);
+    }
+    let view = state.store.get(&id).await.map_err(|_| {
+        ApiError::unavailable("store_unavailable", "job storage is unavailable; retry shortly")
+    })?;
+    state.metrics.submit_seconds.with_label_values(&["true"]).observe(started.elapsed().as_secs_f64());
+    match view {
+        Some(v) if v.status.is_terminal() => Ok((StatusCode::OK, Json(v)).into_response()),
+        Some(v) => Ok((StatusCode::ACCEPTED, Json(v)).into_response()),
+        None => Err(ApiError::not_found("job")),
+    }
+}
+
+pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let view = state.store.get(&id).await.map_err(|_| {
+        ApiError::unavailable("store_unavailable", "job storage is unavailable; retry shortly")
+    })?;
+    match view {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::not_found("job")),
+    }
+}

@@ -1,0 +1,41 @@
+//! The HTTP surface (`../shared/api.md`), as a `Router` tests can drive without a socket.
+
+pub mod health;
+pub mod jobs;
+pub mod languages;
+
+use crate::completions::Completions;
+use crate::job_store::JobStore;
+use crate::metrics::ApiMetrics;
+use axum::routing::{get, post};
+use axum::Router;
+use rce_broker::ConfirmedPublisher;
+use rce_protocol::topology::Topology;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a request handler may touch.
+#[derive(Clone)]
+pub struct AppState {
+    pub topology: Arc<Topology>,
+    pub store: JobStore,
+    pub publisher: ConfirmedPublisher,
+    pub broker: Arc<lapin::Connection>,
+    pub completions: Completions,
+    pub metrics: ApiMetrics,
+    pub max_body_bytes: usize,
+    pub wait_margin: Duration,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/jobs", post(jobs::submit))
+        .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/v1/languages", get(languages::list))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi))
+        .fallback(health::no_route)
+        .with_state(state)
+}

@@ -1,0 +1,122 @@
+//! The hardened shape of every warm container, as a pure function of the language and the
+//! sandbox settings in `topology.yaml` (design.md, "Sandbox model").
+
+use crate::labels;
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use rce_protocol::limits::Limits;
+use rce_protocol::shim::{SHIM_PATH, WORKSPACE_ROOT};
+use rce_protocol::topology::{Language, Sandbox};
+use std::collections::HashMap;
+
+/// Processes the container needs besides the job's: docker-init, the idle shim, the exec'd shim
+/// and its kill/cleanup helpers.
+pub const PIDS_OVERHEAD: u64 = 16;
+
+/// The cgroup memory a job needs. Compile and run share one container, so the cgroup must admit
+/// the larger of the two; the shim holds the run step to its own limit by watching RSS.
+pub fn container_memory_mb(language: &Language, run: &Limits) -> u64 {
+    if language.is_compiled() {
+        run.memory_mb.max(language.compile_limits.memory_mb)
+    } else {
+        run.memory_mb
+    }
+}
+
+/// The create request for one warm container.
+pub fn container_body(language: &Language, sandbox: &Sandbox, runner_id: &str) -> ContainerCreateBody {
+    let memory = (container_memory_mb(language, &language.default_limits) as i64) << 20;
+    let pids = language
+        .max_limits
+        .processes
+        .max(language.compile_limits.processes)
+        + PIDS_OVERHEAD;
+    let tmpfs = HashMap::from([
+        (
+            WORKSPACE_ROOT.to_string(),
+            format!("rw,nosuid,nodev,size={}m,mode=0711", sandbox.workspace_tmpfs_mb),
+        ),
+        (
+            "/tmp".to_string(),
+            format!("rw,nosuid,nodev,size={}m,mode=1777", sandbox.tmp_tmpfs_mb),
+        ),
+    ]);
+    let labels = HashMap::from([
+        (labels::MANAGED.to_string(), "true".to_string()),
+        (labels::RUNNER.to_string(), runner_id.to_string()),
+        (labels::LANGUAGE.to_string(), language.id.clone()),
+    ]);
+    let log_config = HostConfigLogConfig {
+        typ: Some("json-file".to_string()),
+        config: Some(HashMap::from([
+            ("max-size".to_string(), "1m".to_string()),
+            ("max-file".to_string(), "1".to_string()),
+        ])),
+    };
+    ContainerCreateBody {
+        image: Some(language.image_ref()),
+        cmd: Some(vec![SHIM_PATH.to_string(), "idle".to_string()]),
+        // The engine-API switch, not `--network none`: no network namespace setup work at all.
+        network_disabled: Some(true),
+        tty: Some(false),
+        open_stdin: Some(false),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            readonly_rootfs: Some(true),
+            tmpfs: Some(tmpfs),
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            pids_limit: Some(pids as i64),
+            nano_cpus: Some((sandbox.cpus * 1e9) as i64),
+            cap_drop: Some(vec!["ALL".to_string()]),
+            cap_add: Some(sandbox.capabilities.clone()),
+            security_opt: Some(vec!["no-new-privileges".to_string()]),
+            init: Some(true),
+            ipc_mode: Some("private".to_string()),
+            shm_size: Some(16 << 20),
+            log_config: Some(log_config),
+            runtime: Some(sandbox.runtime.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rce_protocol::topology::Topology;
+    use std::path::Path;
+
+    fn topology() -> Topology {
+        Topology::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"))).unwrap()
+    }
+
+    #[test]
+    fn containers_are_hardened() {
+        let t = topology();
+        let body = container_body(&t.language("python").unwrap(), &t.sandbox, "r1");
+        let host = body.host_config.unwrap();
+        assert_eq!(body.network_disabled, Some(true));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.memory, host.memory_swap, "no swap beyond the memory limit");
+        assert_eq!(host.memory, Some(256 << 20));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+        assert!(host.security_opt.unwrap().contains(&"no-new-privileges".to_string()));
+        assert_eq!(host.init, Some(true));
+        let tmpfs = host.tmpfs.unwrap();
+        assert!(tmpfs["/work"].contains("nosuid") && tmpfs["/work"].contains("size=128m"));
+        assert!(tmpfs["/tmp"].contains("nodev"));
+        assert_eq!(body.labels.unwrap()["rce.language"], "python");
+    }
+
+    #[test]
+    fn compiled_languages_admit_the_compiler() {
+        let t = topology();
+        let c = t.language("c").unwrap();
+        assert_eq!(container_memory_mb(&c, &c.default_limits), c.compile_limits.memory_mb);
+        let py = t.language("python").unwrap();
+        let mut big = py.default_limits;
+        big.memory_mb = 900;
+        assert_eq!(container_memory_mb(&py, &big), 900);
+    }
+}

@@ -1,0 +1,227 @@
+//! The pools the runner holds, one per language, and running a job in one of their containers.
+
+use crate::container_spec::container_memory_mb;
+use crate::error::PoolError;
+use crate::exec::run_shim;
+use crate::job_plan::{deadline_ms, job_uid, shim_job};
+use crate::labels;
+use crate::warm_container::{remove_container, ContainerManager, WarmContainer};
+use bollard::models::ContainerUpdateBody;
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::Docker;
+use deadpool::managed::{Object, Pool};
+use deadpool::Runtime;
+use rce_protocol::job::JobMessage;
+use rce_protocol::shim::ShimRecord;
+use rce_protocol::topology::{Language, Sandbox, Topology};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long creating one container may take before the pool reports the engine unavailable.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a pool looks like right now, for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Containers that exist (idle or busy).
+    pub size: usize,
+    /// Idle, warm containers.
+    pub idle: usize,
+    /// Jobs waiting for a container.
+    pub waiting: usize,
+    pub max: usize,
+}
+
+/// Warm containers for one language.
+pub struct LanguagePool {
+    pool: Pool<ContainerManager>,
+    docker: Docker,
+    language: Language,
+    sandbox: Sandbox,
+}
+
+impl LanguagePool {
+    pub fn new(docker: Docker, language: Language, sandbox: Sandbox, runner_id: &str) -> Arc<Self> {
+        let manager = ContainerManager {
+            docker: docker.clone(),
+            language: language.clone(),
+            sandbox: sandbox.clone(),
+            runner_id: runner_id.to_string(),
+            next_slot: Arc::new(AtomicU32::new(0)),
+        };
+        let pool = Pool::builder(manager)
+            .max_size(language.pool)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(CREATE_TIMEOUT))
+            .build()
+            .expect("a runtime is configured, so timeouts are valid");
+        Arc::new(Self {
+            pool,
+            docker,
+            language,
+            sandbox,
+        })
+    }
+
+    pub fn language(&self) -> &Language {
+        &self.language
+    }
+
+    /// Fills the pool to its size, starting containers concurrently.
+    pub async fn warm(&self) -> Result<(), PoolError> {
+        let gets = (0..self.language.pool).map(|_| self.checkout());
+        let held = futures_util::future::join_all(gets).await;
+        let mut first_error = None;
+        for result in held {
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    pub fn status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            size: s.size,
+            idle: s.available,
+            waiting: s.waiting,
+            max: s.max_size,
+        }
+    }
+
+    async fn checkout(&self) -> Result<Object<ContainerManager>, PoolError> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool::managed::PoolError::Backend(e) => e,
+            other => PoolError::Unavailable {
+                language: self.language.id.clone(),
+                reason: other.to_string(),
+            },
+        })
+    }
+
+    /// Runs one job in a warm container and returns what the shim measured. The container is
+    /// returned to the pool only if the shim verified it clean.
+    pub async fn run(self: &Arc<Self>, job: &JobMessage) -> Result<ShimRecord, PoolError> {
+        let mut container = self.checkout().await?;
+        let result = self.run_in(&mut container, job).await;
+        match &result {
+            Ok(record) if record.clean => {}
+            Ok(_) => {
+                tracing::warn!(container = %container.name, "shim could not verify cleanup");
+                container.healthy = false;
+            }
+            Err(e) => {
+                tracing::warn!(container = %container.name, error = %e, "job failed in container");
+                container.healthy = false;
+            }
+        }
+        if !container.healthy || container.jobs_run >= self.sandbox.max_jobs_per_container {
+            self.retire(container);
+        }
+        result
+    }
+
+    async fn run_in(&self, c: &mut WarmContainer, job: &JobMessage) -> Result<ShimRecord, PoolError> {
+        let memory_mb = container_memory_mb(&self.language, &job.limits);
+        if memory_mb != c.memory_mb {
+            let bytes = (memory_mb as i64) << 20;
+            self.docker
+                .update_container(
+                    &c.id,
+                    ContainerUpdateBody {
+                        memory: Some(bytes),
+                        memory_swap: Some(bytes),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            c.memory_mb = memory_mb;
+        }
+        let uid = job_uid(&self.sandbox, c.slot, c.jobs_run);
+        c.jobs_run += 1;
+        let plan = shim_job(job, &self.language, &self.sandbox, uid);
+        let deadline = Duration::from_millis(deadline_ms(&plan));
+        run_shim(&self.docker, &c.id, &plan, deadline).await
+    }
+
+    /// Takes a container out of the pool for good, destroys it and warms a replacement, both in
+    /// the background so the job that found the fault is not delayed further.
+    fn retire(self: &Arc<Self>, container: Object<ContainerManager>) {
+        let container = Object::take(container);
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            remove_container(&this.docker, &container.id).await;
+            if let Err(e) = this.checkout().await {
+                tracing::error!(language = %this.language.id, error = %e, "could not warm a replacement container");
+            }
+        });
+    }
+}
+
+/// Every language pool of one runner.
+#[derive(Clone)]
+pub struct Pools {
+    by_language: BTreeMap<String, Arc<LanguagePool>>,
+    docker: Docker,
+    runner_id: String,
+}
+
+impl Pools {
+    /// Pools for `languages` (all of the topology's when empty). Nothing is started yet.
+    pub fn new(docker: Docker, topology: &Topology, runner_id: &str, languages: &[String]) -> Self {
+        let by_language = topology
+            .all_languages()
+            .into_iter()
+            .filter(|l| languages.is_empty() || languages.contains(&l.id))
+            .map(|l| {
+                let id = l.id.clone();
+                (id, LanguagePool::new(docker.clone(), l, topology.sandbox.clone(), runner_id))
+            })
+            .collect();
+        Self {
+            by_language,
+            docker,
+            runner_id: runner_id.to_string(),
+        }
+    }
+
+    pub fn get(&self, language: &str) -> Option<&Arc<LanguagePool>> {
+        self.by_language.get(language)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<LanguagePool>> {
+        self.by_language.values()
+    }
+
+    /// Warms every pool concurrently; the first error is returned after all have tried.
+    pub async fn warm_all(&self) -> Result<(), PoolError> {
+        let results = futures_util::future::join_all(self.iter().map(|p| p.warm())).await;
+        results.into_iter().collect()
+    }
+
+    /// Removes every container carrying this runner's label: at start, what a predecessor with
+    /// the same id orphaned; at shutdown, our own.
+    pub async fn remove_all_containers(&self) -> Result<usize, PoolError> {
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{}=true", labels::MANAGED),
+                format!("{}={}", labels::RUNNER, self.runner_id),
+            ],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let found = self.docker.list_containers(Some(options)).await?;
+        let removals = found
+            .iter()
+            .filter_map(|c| c.id.as_deref())
+            .map(|id| remove_container(&self.docker, id));
+        futures_util::future::join_all(removals).await;
+        Ok(found.len())
+    }
+}

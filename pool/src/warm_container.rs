@@ -1,0 +1,94 @@
+//! One pre-warmed container and the deadpool manager that creates and retires them.
+
+use crate::container_spec::container_body;
+use crate::error::PoolError;
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+};
+use bollard::Docker;
+use deadpool::managed::{Manager, Metrics, RecycleError, RecycleResult};
+use rce_protocol::topology::{Language, Sandbox};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// A running, hardened container waiting for (or running) exactly one job.
+#[derive(Debug)]
+pub struct WarmContainer {
+    pub id: String,
+    pub name: String,
+    /// Which uid range this container's jobs use (see `job_plan::job_uid`).
+    pub slot: u32,
+    pub jobs_run: u64,
+    /// The cgroup memory limit the container has now; changed only when a job needs another.
+    pub memory_mb: u64,
+    /// Cleared when the container can no longer be trusted with a job.
+    pub healthy: bool,
+}
+
+/// Creates containers for one language; recycling refuses containers that are unhealthy or have
+/// run their share of jobs, and removes them from the engine on the way out.
+pub struct ContainerManager {
+    pub(crate) docker: Docker,
+    pub(crate) language: Language,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) runner_id: String,
+    pub(crate) next_slot: Arc<AtomicU32>,
+}
+
+impl ContainerManager {
+    async fn start_one(&self) -> Result<WarmContainer, PoolError> {
+        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let name = format!("rce-{}-{}-{}", self.runner_id, self.language.id, slot);
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let body = container_body(&self.language, &self.sandbox, &self.runner_id);
+        let created = self.docker.create_container(Some(options), body).await?;
+        if let Err(e) = self
+            .docker
+            .start_container(&created.id, None::<StartContainerOptions>)
+            .await
+        {
+            remove_container(&self.docker, &created.id).await;
+            return Err(e.into());
+        }
+        tracing::debug!(container = %name, language = %self.language.id, "warm container started");
+        Ok(WarmContainer {
+            id: created.id,
+            name,
+            slot,
+            jobs_run: 0,
+            memory_mb: crate::container_spec::container_memory_mb(
+                &self.language,
+                &self.language.default_limits,
+            ),
+            healthy: true,
+        })
+    }
+}
+
+impl Manager for ContainerManager {
+    type Type = WarmContainer;
+    type Error = PoolError;
+
+    async fn create(&self) -> Result<WarmContainer, PoolError> {
+        self.start_one().await
+    }
+
+    async fn recycle(&self, c: &mut WarmContainer, _: &Metrics) -> RecycleResult<PoolError> {
+        if c.healthy && c.jobs_run < self.sandbox.max_jobs_per_container {
+            return Ok(());
+        }
+        remove_container(&self.docker, &c.id).await;
+        Err(RecycleError::Message("container retired".into()))
+    }
+}
+
+/// Force-removes a container, logging rather than failing: a container that is already gone is
+/// exactly what the caller wanted.
+pub async fn remove_container(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    match docker.remove_container(id, Some(options)).await {
+        Ok(()) => tracing::debug!(container = %id, "container removed"),
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+        Err(e) => tracing::warn!(container = %id, error = %e, "could not remove container"),
+    }
+}

@@ -1,0 +1,10 @@
+//! The runner: consumes per-language job queues, runs each job in a warm container, publishes the
+//! result with a broker confirm, and only then acks the job.
+
+pub mod app;
+pub mod config;
+pub mod job_consumer;
+pub mod metrics;
+pub mod shutdown;
+pub mod status_store;
+pub mod telemetry;

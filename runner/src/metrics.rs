@@ -1,0 +1,72 @@
+//! The runner's Prometheus metrics, served on `RCE_RUNNER_METRICS_ADDR`.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct RunnerMetrics {
+    pub registry: Registry,
+    /// Jobs finished, by language and verdict.
+    pub jobs: IntCounterVec,
+    /// Time from pickup to confirmed result, by language.
+    pub job_seconds: HistogramVec,
+    /// Warm containers by language and state (`idle`, `busy`).
+    pub containers: IntGaugeVec,
+    /// Deliveries rejected to the dead-letter exchange, by reason.
+    pub rejected: IntCounterVec,
+}
+
+impl RunnerMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let jobs = IntCounterVec::new(
+            Opts::new("rce_runner_jobs_total", "Jobs finished by this runner"),
+            &["language", "verdict"],
+        )
+        .expect("valid metric");
+        let job_seconds = HistogramVec::new(
+            HistogramOpts::new("rce_runner_job_duration_seconds", "Pickup to confirmed result")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["language"],
+        )
+        .expect("valid metric");
+        let containers = IntGaugeVec::new(
+            Opts::new("rce_pool_containers", "Warm containers by state"),
+            &["language", "state"],
+        )
+        .expect("valid metric");
+        let rejected = IntCounterVec::new(
+            Opts::new("rce_runner_rejected_total", "Deliveries dead-lettered"),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(job_seconds.clone()),
+            Box::new(containers.clone()),
+            Box::new(rejected.clone()),
+        ] {
+            registry.register(m).expect("metric registered once");
+        }
+        Self {
+            registry,
+            jobs,
+            job_seconds,
+            containers,
+            rejected,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus::TextEncoder::new()
+            .encode_utf8(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        out
+    }
+}
+
+impl Default for RunnerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
