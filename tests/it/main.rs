@@ -1,1 +1,10 @@
+//! Integration tests through the real stack: a real api and runner (in this process, on their
+//! own ports), a real RabbitMQ (its own vhost), a real Redis (its own database) and the real
+//! Docker Engine with the project's images. Nothing is mocked; missing services fail loudly.
+//!
+//! Run with `make test`, which starts the services and builds the images first.
 
+mod errors;
+mod helpers;
+mod languages;
+mod verdicts;

@@ -1,0 +1,23 @@
+# The README's commands. Each script says what it does at its top.
+.PHONY: up down test images lint
+
+## Bring the whole service up: services, images, api and runner; prints where to point curl.
+up:
+	@bash scripts/up.sh
+
+## Stop what `make up` started.
+down:
+	@bash scripts/down.sh
+
+## Run the whole test suite (starts what it needs: Docker, RabbitMQ, Redis, images).
+test:
+	@bash scripts/test.sh
+
+## Build the language images that are missing or out of date (IMAGES="python c" for some).
+images:
+	@bash scripts/build-images.sh $(IMAGES)
+
+## Formatting and lints, as CI wants them.
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings

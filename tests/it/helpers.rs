@@ -1,0 +1,191 @@
+//! `spawn_stack()`: the api and a runner, started once for the whole test binary and shared by
+//! every test. Each test uses its own job ids, so tests run in parallel.
+
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The RabbitMQ vhost the tests own: recreated empty at each run, so a `make up` service on the
+/// default vhost neither steals test jobs nor sees them.
+pub const VHOST: &str = "rce-test";
+/// Redis database for test records, apart from `make up`'s database 0.
+const REDIS_DB: u32 = 15;
+/// Runner id of the test runner: its containers carry this label, and `make test` removes them.
+pub const RUNNER_ID: &str = "it";
+
+pub struct TestStack {
+    pub api: String,
+    pub runner_metrics: String,
+}
+
+static STACK: OnceLock<TestStack> = OnceLock::new();
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl must be installed: run the tests with `make test`");
+    assert!(
+        out.status.success() || args[0] == "delete_vhost",
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Starts (once) and returns the shared stack; waits until the api is ready and the runner's
+/// pools are warm.
+pub fn stack() -> &'static TestStack {
+    STACK.get_or_init(|| {
+        rabbitmqctl(&["delete_vhost", VHOST]);
+        rabbitmqctl(&["add_vhost", VHOST]);
+        rabbitmqctl(&["set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"]);
+        let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{VHOST}");
+        let redis = format!("redis://127.0.0.1:6379/{REDIS_DB}");
+        let topology = repo_root().join("topology.yaml").display().to_string();
+        let (api_port, metrics_port) = (free_port(), free_port());
+        let api_config = rce_api::config::ApiConfig {
+            addr: format!("127.0.0.1:{api_port}").parse().unwrap(),
+            amqp_url: amqp.clone(),
+            redis_url: redis.clone(),
+            topology_path: topology.clone(),
+            job_ttl: Duration::from_secs(3600),
+            max_body_bytes: 2 << 20,
+            wait_margin: Duration::from_secs(60),
+        };
+        let runner_config = rce_runner::config::RunnerConfig {
+            amqp_url: amqp,
+            redis_url: redis,
+            topology_path: topology,
+            runner_id: RUNNER_ID.into(),
+            languages: vec![],
+            metrics_addr: format!("127.0.0.1:{metrics_port}").parse().unwrap(),
+            shutdown_grace: Duration::from_secs(5),
+        };
+        // A runtime of its own on a thread that lives as long as the test binary: each
+        // #[tokio::test] has a short-lived runtime that must not own the stack.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let api = tokio::spawn(rce_api::app::run(api_config, std::future::pending()));
+                let runner = tokio::spawn(rce_runner::app::run(runner_config, std::future::pending()));
+                tokio::select! {
+                    r = api => panic!("the api stopped: {r:?}"),
+                    r = runner => panic!("the runner stopped: {r:?}"),
+                }
+            });
+        });
+        let stack = TestStack {
+            api: format!("http://127.0.0.1:{api_port}"),
+            runner_metrics: format!("http://127.0.0.1:{metrics_port}"),
+        };
+        wait_ready(&format!("{}/readyz", stack.api));
+        wait_ready(&format!("{}/healthz", stack.runner_metrics));
+        stack
+    })
+}
+
+/// Blocks until `url` answers 200; the runner only listens once its pools are warm.
+fn wait_ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if http_get_ok(url) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} did not become ready within 180 s");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A plain blocking HTTP/1.0 GET, so readiness can be polled outside any async runtime.
+fn http_get_ok(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Ok(mut stream) = std::net::TcpStream::connect(host) else {
+        return false;
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    if write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+}
+
+/// A client bound to the calling test's runtime.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+pub fn app() -> TestApp {
+    let stack = stack();
+    TestApp {
+        base: stack.api.clone(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap(),
+    }
+}
+
+impl TestApp {
+    /// POST /v1/jobs with an arbitrary body; returns status and JSON.
+    pub async fn post_jobs(&self, query: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/v1/jobs{query}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("api reachable");
+        let status = resp.status().as_u16();
+        let json = resp.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// Submits and waits; asserts the job finished (200).
+    pub async fn run(&self, job: Value) -> Value {
+        let (status, body) = self.post_jobs("?wait=true", job.to_string()).await;
+        assert_eq!(status, 200, "job did not finish: {body}");
+        body
+    }
+
+    /// Runs `source` in `language` with `stdin`.
+    pub async fn run_source(&self, language: &str, source: &str, stdin: &str) -> Value {
+        self.run(json!({"language": language, "source": source, "stdin": stdin}))
+            .await
+    }
+
+    pub async fn get_job(&self, id: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}/v1/jobs/{id}", self.base))
+            .send()
+            .await
+            .expect("api reachable");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Asserts a job's verdict, printing the whole job when it is not the expected one.
+#[track_caller]
+pub fn assert_verdict(job: &Value, verdict: &str) {
+    assert_eq!(job["verdict"], verdict, "unexpected verdict; job: {job:#}");
+}
