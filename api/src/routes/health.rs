@@ -38,3 +38,11 @@ pub async fn openapi() -> Response {
 pub async fn no_route() -> ApiError {
     ApiError::not_found("route")
 }
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}

@@ -37,5 +37,6 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
         .fallback(health::no_route)
+        .method_not_allowed_fallback(health::method_not_allowed)
         .with_state(state)
 }
