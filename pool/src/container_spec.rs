@@ -23,7 +23,11 @@ pub fn container_memory_mb(language: &Language, run: &Limits) -> u64 {
 }
 
 /// The create request for one warm container.
-pub fn container_body(language: &Language, sandbox: &Sandbox, runner_id: &str) -> ContainerCreateBody {
+pub fn container_body(
+    language: &Language,
+    sandbox: &Sandbox,
+    runner_id: &str,
+) -> ContainerCreateBody {
     let memory = (container_memory_mb(language, &language.default_limits) as i64) << 20;
     let pids = language
         .max_limits
@@ -33,7 +37,11 @@ pub fn container_body(language: &Language, sandbox: &Sandbox, runner_id: &str) -
     let tmpfs = HashMap::from([
         (
             WORKSPACE_ROOT.to_string(),
-            format!("rw,nosuid,nodev,size={}m,mode=0711", sandbox.workspace_tmpfs_mb),
+            // `exec`: Docker mounts tmpfs noexec by default, and compiled programs run from here.
+            format!(
+                "rw,exec,nosuid,nodev,size={}m,mode=0711",
+                sandbox.workspace_tmpfs_mb
+            ),
         ),
         (
             "/tmp".to_string(),
@@ -88,7 +96,11 @@ mod tests {
     use std::path::Path;
 
     fn topology() -> Topology {
-        Topology::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"))).unwrap()
+        Topology::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../topology.yaml"
+        )))
+        .unwrap()
     }
 
     #[test]
@@ -98,10 +110,16 @@ mod tests {
         let host = body.host_config.unwrap();
         assert_eq!(body.network_disabled, Some(true));
         assert_eq!(host.readonly_rootfs, Some(true));
-        assert_eq!(host.memory, host.memory_swap, "no swap beyond the memory limit");
+        assert_eq!(
+            host.memory, host.memory_swap,
+            "no swap beyond the memory limit"
+        );
         assert_eq!(host.memory, Some(256 << 20));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
-        assert!(host.security_opt.unwrap().contains(&"no-new-privileges".to_string()));
+        assert!(host
+            .security_opt
+            .unwrap()
+            .contains(&"no-new-privileges".to_string()));
         assert_eq!(host.init, Some(true));
         let tmpfs = host.tmpfs.unwrap();
         assert!(tmpfs["/work"].contains("nosuid") && tmpfs["/work"].contains("size=128m"));
@@ -113,7 +131,10 @@ mod tests {
     fn compiled_languages_admit_the_compiler() {
         let t = topology();
         let c = t.language("c").unwrap();
-        assert_eq!(container_memory_mb(&c, &c.default_limits), c.compile_limits.memory_mb);
+        assert_eq!(
+            container_memory_mb(&c, &c.default_limits),
+            c.compile_limits.memory_mb
+        );
         let py = t.language("python").unwrap();
         let mut big = py.default_limits;
         big.memory_mb = 900;

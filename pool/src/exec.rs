@@ -1,8 +1,8 @@
 //! Running the shim in a container with one `docker exec`: job in on stdin, record out on stdout.
 
 use crate::error::PoolError;
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::Docker;
 use futures_util::StreamExt;
 use rce_protocol::shim::{parse_record, ShimJob, ShimRecord, SHIM_PATH};
@@ -46,7 +46,11 @@ pub async fn run_shim(
                 }),
             )
             .await?;
-        let StartExecResults::Attached { mut output, mut input } = started else {
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        else {
             return Err(PoolError::Stream("exec started detached".into()));
         };
         // The shim reads all of stdin before it starts, so writing before reading cannot
@@ -68,7 +72,9 @@ pub async fn run_shim(
                 _ => {}
             }
             if stdout.len() > MAX_RECORD_BYTES {
-                return Err(PoolError::Stream("the shim printed more than a record".into()));
+                return Err(PoolError::Stream(
+                    "the shim printed more than a record".into(),
+                ));
             }
         }
         if !stderr.is_empty() {

@@ -14,7 +14,9 @@ pub const SHIM_MARGIN_MS: u64 = 5_000;
 /// across the whole kernel, never mixes two containers) and rotating per job inside it.
 pub fn job_uid(sandbox: &Sandbox, slot: u32, jobs_run: u64) -> u32 {
     let slots = (i32::MAX as u32 - sandbox.uid_base) / sandbox.uid_span;
-    sandbox.uid_base + (slot % slots) * sandbox.uid_span + (jobs_run % sandbox.uid_span as u64) as u32
+    sandbox.uid_base
+        + (slot % slots) * sandbox.uid_span
+        + (jobs_run % sandbox.uid_span as u64) as u32
 }
 
 fn step_limits(limits: &Limits, sandbox: &Sandbox) -> StepLimits {
@@ -77,7 +79,11 @@ mod tests {
     use std::path::Path;
 
     fn topology() -> Topology {
-        Topology::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"))).unwrap()
+        Topology::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../topology.yaml"
+        )))
+        .unwrap()
     }
 
     fn job(lang: &Language) -> JobMessage {
@@ -104,11 +110,20 @@ mod tests {
         let sj = shim_job(&job(&c), &c, &t.sandbox, 20001);
         let names: Vec<_> = sj.steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["compile", "run"]);
-        assert!(sj.steps[0].stdin.0.is_empty(), "the compiler never sees the job's stdin");
+        assert!(
+            sj.steps[0].stdin.0.is_empty(),
+            "the compiler never sees the job's stdin"
+        );
         assert_eq!(sj.steps[1].stdin.0, b"in");
         assert_eq!(sj.steps[1].argv.last().unwrap(), "--a");
-        assert_eq!(sj.steps[0].limits.memory_kb, c.compile_limits.memory_mb * 1024);
-        assert_eq!(deadline_ms(&sj), c.compile_limits.wall_time_ms + c.default_limits.wall_time_ms + SHIM_MARGIN_MS);
+        assert_eq!(
+            sj.steps[0].limits.memory_kb,
+            c.compile_limits.memory_mb * 1024
+        );
+        assert_eq!(
+            deadline_ms(&sj),
+            c.compile_limits.wall_time_ms + c.default_limits.wall_time_ms + SHIM_MARGIN_MS
+        );
     }
 
     #[test]

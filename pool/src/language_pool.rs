@@ -124,7 +124,11 @@ impl LanguagePool {
         result
     }
 
-    async fn run_in(&self, c: &mut WarmContainer, job: &JobMessage) -> Result<ShimRecord, PoolError> {
+    async fn run_in(
+        &self,
+        c: &mut WarmContainer,
+        job: &JobMessage,
+    ) -> Result<ShimRecord, PoolError> {
         let memory_mb = container_memory_mb(&self.language, &job.limits);
         if memory_mb != c.memory_mb {
             let bytes = (memory_mb as i64) << 20;
@@ -178,7 +182,10 @@ impl Pools {
             .filter(|l| languages.is_empty() || languages.contains(&l.id))
             .map(|l| {
                 let id = l.id.clone();
-                (id, LanguagePool::new(docker.clone(), l, topology.sandbox.clone(), runner_id))
+                (
+                    id,
+                    LanguagePool::new(docker.clone(), l, topology.sandbox.clone(), runner_id),
+                )
             })
             .collect();
         Self {

@@ -85,10 +85,15 @@ impl Manager for ContainerManager {
 /// Force-removes a container, logging rather than failing: a container that is already gone is
 /// exactly what the caller wanted.
 pub async fn remove_container(docker: &Docker, id: &str) {
-    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
     match docker.remove_container(id, Some(options)).await {
         Ok(()) => tracing::debug!(container = %id, "container removed"),
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
         Err(e) => tracing::warn!(container = %id, error = %e, "could not remove container"),
     }
 }

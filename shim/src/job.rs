@@ -1,0 +1,157 @@
+//! One `rce-shim exec`: parse the job, build the workspace, run the steps in order, end every
+//! process of the uid, remove what the job left, and produce the record. Every failure becomes
+//! part of the record (the runner must always get one); nothing here prints.
+
+use crate::cleanup;
+use crate::reaper::{self, Reaper};
+use crate::step;
+use crate::sys;
+use crate::workspace;
+use rce_protocol::shim::{ShimJob, ShimRecord};
+use rce_protocol::SCHEMA_VERSION;
+
+/// Uids below this are system accounts (and 0 is root): a job never runs as one.
+pub const MIN_UID: u32 = 1000;
+
+/// Parses the job, or returns the job id (when it can be found) and why it is unusable.
+pub fn parse(input: &[u8]) -> Result<ShimJob, (String, String)> {
+    match serde_json::from_slice::<ShimJob>(input) {
+        Ok(job) if job.schema != SCHEMA_VERSION => Err((
+            job.job_id,
+            format!(
+                "job schema {} is not supported (expected {SCHEMA_VERSION})",
+                job.schema
+            ),
+        )),
+        Ok(job) => Ok(job),
+        Err(e) => {
+            let id = serde_json::from_slice::<serde_json::Value>(input)
+                .ok()
+                .and_then(|v| v.get("job_id")?.as_str().map(str::to_string))
+                .unwrap_or_default();
+            Err((id, format!("invalid job: {e}")))
+        }
+    }
+}
+
+/// Why `uid` may not run a job, or Ok.
+pub fn check_uid(uid: u32) -> Result<(), String> {
+    // (uid_t)-1 means "unchanged" to the set*id calls; > i32::MAX is also refused by some tools.
+    if uid < MIN_UID || uid > i32::MAX as u32 {
+        return Err(format!("refusing to run a job as uid {uid}"));
+    }
+    Ok(())
+}
+
+fn failed(job_id: String, error: String, clean: bool) -> ShimRecord {
+    ShimRecord {
+        job_id,
+        steps: Vec::new(),
+        clean,
+        error: Some(error),
+    }
+}
+
+/// Runs the job in `input` and returns its record.
+///
+/// Takes the input by value to free it right after parsing: the kernel counts the shim's
+/// resident memory at fork into each step's `ru_maxrss`, so the shim stays small while steps run.
+pub fn run(input: Vec<u8>) -> ShimRecord {
+    let parsed = parse(&input);
+    drop(input);
+    let mut job = match parsed {
+        Ok(job) => job,
+        // Nothing ran, so nothing can have been left behind.
+        Err((job_id, error)) => return failed(job_id, error, true),
+    };
+    if let Err(e) = check_uid(job.uid) {
+        return failed(job.job_id, e, true);
+    }
+    let uid = job.uid;
+    if let Err(e) = sys::set_child_subreaper() {
+        eprintln!("rce-shim: PR_SET_CHILD_SUBREAPER: {e}");
+    }
+
+    // A process of this uid from an earlier job would see this job's workspace.
+    if !reaper::kill_all(uid, &mut Reaper::new(None)) {
+        return failed(
+            job.job_id,
+            format!("processes of uid {uid} from an earlier job could not be killed"),
+            false,
+        );
+    }
+
+    let ws = match workspace::create(uid, &job.files) {
+        Ok(ws) => ws,
+        Err(e) => {
+            if let Some(p) = &e.partial {
+                if let Err(err) = workspace::remove_partial(p) {
+                    eprintln!("rce-shim: removing {}: {err}", p.display());
+                }
+            }
+            let clean = cleanup::verify(uid, e.partial.as_deref()).clean();
+            return failed(job.job_id, format!("workspace: {}", e.message), clean);
+        }
+    };
+    // The contents are on disk now; keep the forks below small.
+    job.files = Vec::new();
+
+    let ticks = sys::clock_ticks_per_sec();
+    let mut outcomes = Vec::with_capacity(job.steps.len());
+    let mut errors = Vec::new();
+    let mut all_killed = true;
+    for s in &job.steps {
+        let report = step::run(&ws, uid, s, ticks);
+        all_killed &= report.all_killed;
+        let go_on = step::succeeded(&report.outcome) && report.internal_error.is_none();
+        errors.extend(report.internal_error);
+        outcomes.push(report.outcome);
+        if !go_on {
+            break;
+        }
+    }
+
+    all_killed &= reaper::kill_all(uid, &mut Reaper::new(None));
+    let left = cleanup::cleanup(uid, &ws.path);
+    for p in &left.problems {
+        eprintln!("rce-shim: not clean: {p}");
+    }
+    ShimRecord {
+        job_id: job.job_id,
+        steps: outcomes,
+        clean: all_killed && left.clean(),
+        error: (!errors.is_empty()).then(|| errors.join("; ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_keeps_the_job_id_when_it_can() {
+        let (id, e) = parse(br#"{"job_id":"abc","schema":1}"#).unwrap_err();
+        assert_eq!(id, "abc");
+        assert!(e.starts_with("invalid job"));
+        let (id, _) = parse(b"not json").unwrap_err();
+        assert_eq!(id, "");
+    }
+
+    #[test]
+    fn schema_is_checked() {
+        let j = r#"{"schema":2,"job_id":"x","uid":20000,"files":[],"steps":[]}"#;
+        let (id, e) = parse(j.as_bytes()).unwrap_err();
+        assert_eq!(id, "x");
+        assert!(e.contains("schema 2"));
+        let j = r#"{"schema":1,"job_id":"x","uid":20000,"files":[],"steps":[]}"#;
+        assert!(parse(j.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn system_uids_are_refused() {
+        assert!(check_uid(0).is_err());
+        assert!(check_uid(999).is_err());
+        assert!(check_uid(u32::MAX).is_err());
+        assert!(check_uid(20000).is_ok());
+    }
+}

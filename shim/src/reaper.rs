@@ -1,0 +1,102 @@
+//! Ending every process of the job's uid, and collecting the exits of the shim's own children.
+//!
+//! Killing goes through a tiny helper forked and dropped to the uid that calls `kill(-1,
+//! SIGKILL)`: the kernel then signals every process of that uid in one sweep (no fork bomb can
+//! outrun it, setsid/double-forked processes included) without the shim needing CAP_KILL. The
+//! shim is a child subreaper, so orphaned job processes are re-parented to it and reaped here,
+//! which also hands their CPU time back for accounting.
+
+use crate::proc_scan;
+use crate::sys::{self, ExitStatus, Pid};
+use std::time::{Duration, Instant};
+
+/// How long [`kill_all`] keeps trying before reporting that processes remain.
+const KILL_PATIENCE: Duration = Duration::from_millis(1000);
+
+/// The end of a step's main process.
+#[derive(Clone, Copy, Debug)]
+pub struct MainExit {
+    pub status: ExitStatus,
+    pub cpu_ms: u64,
+    pub maxrss_kb: u64,
+    pub at: Instant,
+}
+
+/// Reaps the shim's children, remembering the main process's exit and the CPU of the rest.
+#[derive(Debug, Default)]
+pub struct Reaper {
+    main: Option<Pid>,
+    pub main_exit: Option<MainExit>,
+    /// CPU of every child reaped so far (the main process included): their time is no longer
+    /// visible in /proc.
+    pub reaped_cpu_ms: u64,
+}
+
+impl Reaper {
+    pub fn new(main: Option<Pid>) -> Self {
+        Self {
+            main,
+            ..Self::default()
+        }
+    }
+
+    /// Reaps every child that has exited.
+    pub fn reap(&mut self) {
+        while let Ok(Some(r)) = sys::wait_any_nohang() {
+            self.reaped_cpu_ms += r.cpu_ms;
+            if Some(r.pid) == self.main {
+                self.main_exit = Some(MainExit {
+                    status: r.status,
+                    cpu_ms: r.cpu_ms,
+                    maxrss_kb: r.maxrss_kb,
+                    at: Instant::now(),
+                });
+            }
+        }
+    }
+}
+
+/// One `kill(-1, SIGKILL)` as `uid`: through a helper, or in place when no helper can be forked.
+fn signal_uid(uid: u32) {
+    let mut last = None;
+    for _ in 0..3 {
+        match sys::run_as_uid(uid, || match sys::kill_every_signalable() {
+            Ok(()) => 0,
+            // ESRCH: nothing to kill.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => 0,
+            Err(_) => 1,
+        }) {
+            Ok(0) => return,
+            Ok(code) => last = Some(format!("kill helper exited {code}")),
+            Err(e) => last = Some(format!("fork: {e}")),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if let Some(why) = last {
+        eprintln!("rce-shim: kill helper failed ({why}); killing in place");
+    }
+    if let Err(e) = sys::kill_all_in_place(uid) {
+        eprintln!("rce-shim: in-place kill failed: {e}");
+    }
+}
+
+/// Kills every process of `uid` and waits (up to about a second) until none is left in /proc,
+/// reaping the shim's own children meanwhile. True when none remains.
+pub fn kill_all(uid: u32, reaper: &mut Reaper) -> bool {
+    let start = Instant::now();
+    loop {
+        signal_uid(uid);
+        // Killed processes need a moment to exit and be reaped (by us or by init).
+        for _ in 0..5 {
+            reaper.reap();
+            if proc_scan::scan_uid(uid).is_empty() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if start.elapsed() > KILL_PATIENCE {
+            reaper.reap();
+            return proc_scan::scan_uid(uid).is_empty();
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! Running one step: start its main process as the job's uid, feed its stdin, capture its
+//! output under the cap, and watch wall time, CPU and memory every ~10 ms until the main process
+//! exits or a limit stops it; then end every process of the uid and measure what happened.
+
+use crate::command;
+use crate::oom;
+use crate::output::{Capture, Stream};
+use crate::proc_scan;
+use crate::reaper::{self, MainExit, Reaper};
+use crate::sys::{self, ChildStage, ChildStdio, ExitStatus, SpawnError};
+use crate::workspace::Workspace;
+use rce_protocol::bytes::Base64Bytes;
+use rce_protocol::shim::{ShimStep, StepLimits, StepOutcome, Termination};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// How often the shim reaps, checks the deadline and samples /proc.
+const TICK: Duration = Duration::from_millis(10);
+/// How long to keep reading leftover output once every process of the step is gone.
+const DRAIN: Duration = Duration::from_millis(200);
+/// How long after its kill the main process may take to disappear before the shim gives up.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+const CHUNK: usize = 64 << 10;
+
+/// A step's outcome plus what the shim has to say about its own part.
+#[derive(Debug)]
+pub struct StepReport {
+    pub outcome: StepOutcome,
+    /// The shim failed (not the program): reported as the record's error.
+    pub internal_error: Option<String>,
+    /// False when processes of the uid survived the kill after the step.
+    pub all_killed: bool,
+}
+
+/// How a step ended, from the kill the shim decided on (if any) and the main process's end.
+pub fn classify(
+    killed_for: Option<Termination>,
+    status: ExitStatus,
+    cpu_ms: u64,
+    cpu_limit_ms: u64,
+    oom_rose: bool,
+) -> Termination {
+    if let Some(reason) = killed_for {
+        return reason;
+    }
+    match status {
+        ExitStatus::Signaled(libc::SIGXCPU) => Termination::CpuTimeout,
+        ExitStatus::Signaled(libc::SIGKILL) if cpu_ms >= cpu_limit_ms => Termination::CpuTimeout,
+        _ if oom_rose => Termination::MemoryLimit,
+        ExitStatus::Signaled(_) => Termination::Signaled,
+        ExitStatus::Exited(_) => Termination::Exited,
+    }
+}
+
+/// Whether the job may go on to its next step.
+pub fn succeeded(outcome: &StepOutcome) -> bool {
+    outcome.termination == Termination::Exited && outcome.exit_code == Some(0)
+}
+
+/// The message put on a step's stderr when its program could not be started.
+pub fn start_failure_text(program: &str, stage: ChildStage, errno: i32) -> String {
+    let err = os_error_text(errno);
+    match stage {
+        ChildStage::Exec => format!("rce-shim: cannot execute {program:?}: {err}\n"),
+        other => format!("rce-shim: cannot start {program:?} ({other:?}): {err}\n"),
+    }
+}
+
+/// "No such file or directory" rather than "No such file or directory (os error 2)".
+fn os_error_text(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn empty_outcome(step: &ShimStep, termination: Termination) -> StepOutcome {
+    StepOutcome {
+        name: step.name.clone(),
+        termination,
+        exit_code: None,
+        signal: None,
+        wall_ms: 0,
+        cpu_ms: 0,
+        memory_kb: 0,
+        stdout: Base64Bytes::default(),
+        stderr: Base64Bytes::default(),
+        truncated: false,
+    }
+}
+
+fn start_failed(step: &ShimStep, stderr: String, error: Option<String>) -> StepReport {
+    let mut outcome = empty_outcome(step, Termination::StartFailed);
+    outcome.exit_code = Some(127);
+    outcome.stderr = Base64Bytes(stderr.into_bytes());
+    StepReport {
+        outcome,
+        internal_error: error,
+        all_killed: true,
+    }
+}
+
+/// Runs `step` in `ws` as `uid`.
+pub fn run(ws: &Workspace, uid: u32, step: &ShimStep, ticks_per_sec: u64) -> StepReport {
+    let spec = match command::child_spec(ws.path_str(), uid, step) {
+        Ok(spec) => spec,
+        Err(msg) => {
+            let text = format!("rce-shim: {msg}\n");
+            return start_failed(step, text, Some(format!("step {:?}: {msg}", step.name)));
+        }
+    };
+    let pipes = (|| -> io::Result<_> {
+        Ok((
+            sys::pipe_cloexec()?,
+            sys::pipe_cloexec()?,
+            sys::pipe_cloexec()?,
+        ))
+    })();
+    let ((stdin_r, stdin_w), (stdout_r, stdout_w), (stderr_r, stderr_w)) = match pipes {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = format!("step {:?}: creating pipes: {e}", step.name);
+            return start_failed(step, format!("rce-shim: {msg}\n"), Some(msg));
+        }
+    };
+    let oom_before = oom::oom_kills();
+    let started = Instant::now();
+    let stdio = ChildStdio {
+        stdin: stdin_r,
+        stdout: stdout_w,
+        stderr: stderr_w,
+    };
+    let pid = match sys::spawn(&spec, stdio) {
+        Ok(pid) => pid,
+        Err(SpawnError::Os(e)) => {
+            let msg = format!("step {:?}: starting the process: {e}", step.name);
+            return start_failed(step, format!("rce-shim: {msg}\n"), Some(msg));
+        }
+        Err(SpawnError::Child { stage, errno }) => {
+            let program = step.argv.first().map(String::as_str).unwrap_or("");
+            let text = start_failure_text(program, stage, errno);
+            // A program that is missing is the job's business; failing to set up the sandbox
+            // around it is the platform's.
+            let internal = (stage != ChildStage::Exec)
+                .then(|| format!("step {:?}: {}", step.name, text.trim_end()));
+            // cpu/memory stay 0: what ran was the shim's own forked copy, not the program.
+            let mut report = start_failed(step, text, internal);
+            report.outcome.wall_ms = started.elapsed().as_millis() as u64;
+            return report;
+        }
+    };
+    Watch::new(step, uid, pid, started, ticks_per_sec, oom_before).run(stdin_w, stdout_r, stderr_r)
+}
+
+/// The parent's side of a running step.
+struct Watch<'a> {
+    step: &'a ShimStep,
+    limits: StepLimits,
+    uid: u32,
+    started: Instant,
+    deadline: Instant,
+    ticks_per_sec: u64,
+    oom_before: u64,
+    reaper: Reaper,
+    capture: Capture,
+    killed_for: Option<Termination>,
+    killed_at: Option<Instant>,
+    peak_cpu_ms: u64,
+    peak_rss_kb: u64,
+    all_killed: bool,
+}
+
+impl<'a> Watch<'a> {
+    fn new(
+        step: &'a ShimStep,
+        uid: u32,
+        pid: sys::Pid,
+        started: Instant,
+        ticks_per_sec: u64,
+        oom_before: u64,
+    ) -> Self {
+        let limits = step.limits;
+        Self {
+            step,
+            limits,
+            uid,
+            started,
+            deadline: started + Duration::from_millis(limits.wall_time_ms),
+            ticks_per_sec,
+            oom_before,
+            reaper: Reaper::new(Some(pid)),
+            capture: Capture::new(limits.output_bytes),
+            killed_for: None,
+            killed_at: None,
+            peak_cpu_ms: 0,
+            peak_rss_kb: 0,
+            all_killed: true,
+        }
+    }
+
+    /// Stops the step for `reason` (the first reason wins).
+    fn kill(&mut self, reason: Termination) {
+        if self.killed_for.is_none() {
+            self.killed_for = Some(reason);
+            self.killed_at = Some(Instant::now());
+        }
+        self.all_killed = reaper::kill_all(self.uid, &mut self.reaper);
+    }
+
+    /// Samples CPU and memory of every process of the uid; stops the step over a limit.
+    fn sample(&mut self) {
+        let procs = proc_scan::scan_uid(self.uid);
+        let (live_cpu, rss) = proc_scan::totals(&procs, self.ticks_per_sec);
+        let cpu = live_cpu + self.reaper.reaped_cpu_ms;
+        self.peak_cpu_ms = self.peak_cpu_ms.max(cpu);
+        self.peak_rss_kb = self.peak_rss_kb.max(rss);
+        if self.killed_for.is_some() {
+            return;
+        }
+        if cpu > self.limits.cpu_time_ms {
+            self.kill(Termination::CpuTimeout);
+        } else if rss > self.limits.memory_kb {
+            self.kill(Termination::MemoryLimit);
+        }
+    }
+
+    fn run(mut self, stdin_w: OwnedFd, stdout_r: OwnedFd, stderr_r: OwnedFd) -> StepReport {
+        let input = &self.step.stdin.0;
+        let mut stdin = if input.is_empty() {
+            // EOF right away.
+            drop(stdin_w);
+            None
+        } else {
+            Some(nonblocking(stdin_w))
+        };
+        let mut fed = 0usize;
+        let mut outs = [
+            Some((nonblocking(stdout_r), Stream::Stdout)),
+            Some((nonblocking(stderr_r), Stream::Stderr)),
+        ];
+        let mut last_tick = self.started;
+        let mut internal_error = None;
+        // Without it the exit is still seen, at the next tick.
+        let sigchld = sys::sigchld_fd().ok();
+
+        loop {
+            let mut pfds = Vec::with_capacity(4);
+            if let Some(fd) = &sigchld {
+                pfds.push(libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            if let Some(f) = &stdin {
+                pfds.push(pollfd(f, libc::POLLOUT));
+            }
+            for (f, _) in outs.iter().flatten() {
+                pfds.push(pollfd(f, libc::POLLIN));
+            }
+            let wait = TICK.saturating_sub(last_tick.elapsed()).as_millis() as i32;
+            if let Err(e) = sys::poll(&mut pfds, wait.max(1)) {
+                // Never expected (EINVAL/ENOMEM); keep ticking so limits still apply.
+                eprintln!("rce-shim: poll: {e}");
+                std::thread::sleep(TICK);
+                continue;
+            }
+            let mut idx = 0;
+            if let Some(fd) = &sigchld {
+                let revents = pfds.get(idx).map_or(0, |p| p.revents);
+                idx += 1;
+                if revents != 0 {
+                    sys::drain_signalfd(fd.as_fd());
+                    self.reaper.reap();
+                }
+            }
+            if let Some(f) = &mut stdin {
+                let revents = pfds.get(idx).map_or(0, |p| p.revents);
+                idx += 1;
+                if revents != 0 && !feed(f, input, &mut fed) {
+                    stdin = None;
+                }
+            }
+            let mut over_cap = false;
+            for slot in outs.iter_mut() {
+                let Some((f, stream)) = slot else { continue };
+                let revents = pfds.get(idx).map_or(0, |p| p.revents);
+                idx += 1;
+                if revents == 0 {
+                    continue;
+                }
+                match read_available(f, *stream, &mut self.capture) {
+                    ReadState::Open => {}
+                    ReadState::Eof => *slot = None,
+                    ReadState::OverCap => over_cap = true,
+                }
+            }
+            if over_cap {
+                outs = [None, None];
+                if self.killed_for.is_none() {
+                    self.kill(Termination::OutputLimit);
+                }
+            }
+
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                self.reaper.reap();
+                if self.reaper.main_exit.is_some() {
+                    break;
+                }
+                if self.killed_for.is_none() && last_tick >= self.deadline {
+                    self.kill(Termination::WallTimeout);
+                } else {
+                    self.sample();
+                }
+                if let Some(at) = self.killed_at {
+                    if self.reaper.main_exit.is_none() {
+                        if at.elapsed() > KILL_GRACE {
+                            internal_error =
+                                Some("the step's processes could not be killed".into());
+                            self.all_killed = false;
+                            break;
+                        }
+                        self.all_killed = reaper::kill_all(self.uid, &mut self.reaper);
+                    }
+                }
+            }
+            if self.reaper.main_exit.is_some() {
+                break;
+            }
+        }
+        drop(stdin);
+
+        // The main process is gone: account for what is left, then end it.
+        self.sample_quietly();
+        let killed = reaper::kill_all(self.uid, &mut self.reaper);
+        self.all_killed &= killed;
+        self.peak_cpu_ms = self.peak_cpu_ms.max(self.reaper.reaped_cpu_ms);
+        if self.drain(&mut outs) && self.killed_for.is_none() {
+            self.killed_for = Some(Termination::OutputLimit);
+        }
+        let oom_rose = oom::oom_kills() > self.oom_before;
+        self.finish(oom_rose, internal_error)
+    }
+
+    /// A last sample without kill decisions (the main process has already exited).
+    fn sample_quietly(&mut self) {
+        let procs = proc_scan::scan_uid(self.uid);
+        let (live_cpu, rss) = proc_scan::totals(&procs, self.ticks_per_sec);
+        self.peak_cpu_ms = self.peak_cpu_ms.max(live_cpu + self.reaper.reaped_cpu_ms);
+        self.peak_rss_kb = self.peak_rss_kb.max(rss);
+    }
+
+    /// Reads what is left in the pipes, up to EOF, the cap, or [`DRAIN`]. True if over the cap.
+    fn drain(&mut self, outs: &mut [Option<(File, Stream)>; 2]) -> bool {
+        let until = Instant::now() + DRAIN;
+        while outs.iter().any(Option::is_some) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut pfds: Vec<libc::pollfd> = outs
+                .iter()
+                .flatten()
+                .map(|(f, _)| pollfd(f, libc::POLLIN))
+                .collect();
+            if sys::poll(&mut pfds, left.as_millis().max(1) as i32).is_err() {
+                break;
+            }
+            let mut idx = 0;
+            for slot in outs.iter_mut() {
+                let Some((f, stream)) = slot else { continue };
+                let revents = pfds[idx].revents;
+                idx += 1;
+                if revents == 0 {
+                    continue;
+                }
+                match read_available(f, *stream, &mut self.capture) {
+                    ReadState::Open => {}
+                    ReadState::Eof => *slot = None,
+                    ReadState::OverCap => return true,
+                }
+            }
+        }
+        false
+    }
+
+    fn finish(self, oom_rose: bool, internal_error: Option<String>) -> StepReport {
+        let exit: Option<MainExit> = self.reaper.main_exit;
+        let (status, main_cpu, main_rss, ended) = match exit {
+            Some(e) => (Some(e.status), e.cpu_ms, e.maxrss_kb, e.at),
+            None => (None, 0, 0, Instant::now()),
+        };
+        let cpu_ms = main_cpu.max(self.peak_cpu_ms);
+        let termination = match status {
+            Some(s) => classify(
+                self.killed_for,
+                s,
+                cpu_ms,
+                self.limits.cpu_time_ms,
+                oom_rose,
+            ),
+            None => self.killed_for.unwrap_or(Termination::WallTimeout),
+        };
+        let (exit_code, signal) = match status {
+            Some(ExitStatus::Exited(c)) => (Some(c), None),
+            Some(ExitStatus::Signaled(s)) => (None, Some(s)),
+            None => (None, None),
+        };
+        StepReport {
+            outcome: StepOutcome {
+                name: self.step.name.clone(),
+                termination,
+                exit_code,
+                signal,
+                wall_ms: ended.saturating_duration_since(self.started).as_millis() as u64,
+                cpu_ms,
+                memory_kb: main_rss.max(self.peak_rss_kb),
+                stdout: Base64Bytes(self.capture.stdout),
+                stderr: Base64Bytes(self.capture.stderr),
+                truncated: self.capture.truncated,
+            },
+            internal_error: internal_error.map(|e| format!("step {:?}: {e}", self.step.name)),
+            all_killed: self.all_killed,
+        }
+    }
+}
+
+/// The shim's ends of the pipes are non-blocking so that one busy or stuck stream never stalls
+/// the loop that enforces the limits.
+fn nonblocking(fd: OwnedFd) -> File {
+    if let Err(e) = sys::set_nonblocking(fd.as_fd()) {
+        eprintln!("rce-shim: O_NONBLOCK: {e}");
+    }
+    File::from(fd)
+}
+
+fn pollfd(f: &File, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd: f.as_raw_fd(),
+        events,
+        revents: 0,
+    }
+}
+
+/// Writes more of `input`; false when feeding is over (all written, or the reader is gone).
+fn feed(f: &mut File, input: &[u8], fed: &mut usize) -> bool {
+    while *fed < input.len() {
+        let end = input.len().min(*fed + CHUNK);
+        match f.write(&input[*fed..end]) {
+            Ok(0) => return false,
+            Ok(n) => *fed += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // EPIPE: the program closed its stdin; anything else: stop feeding all the same.
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+enum ReadState {
+    Open,
+    Eof,
+    OverCap,
+}
+
+/// Reads everything available now from one output pipe into the capture.
+fn read_available(f: &mut File, stream: Stream, capture: &mut Capture) -> ReadState {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return ReadState::Eof,
+            Ok(n) => {
+                if !capture.push(stream, &buf[..n]) {
+                    return ReadState::OverCap;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadState::Open,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return ReadState::Eof,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shims_kill_reason_wins() {
+        let t = classify(
+            Some(Termination::OutputLimit),
+            ExitStatus::Signaled(libc::SIGKILL),
+            9999,
+            100,
+            true,
+        );
+        assert_eq!(t, Termination::OutputLimit);
+    }
+
+    #[test]
+    fn cpu_rlimit_signals_are_cpu_timeouts() {
+        let t = classify(None, ExitStatus::Signaled(libc::SIGXCPU), 10, 1000, false);
+        assert_eq!(t, Termination::CpuTimeout);
+        let t = classify(None, ExitStatus::Signaled(libc::SIGKILL), 1000, 1000, false);
+        assert_eq!(t, Termination::CpuTimeout);
+    }
+
+    #[test]
+    fn sigkill_below_the_cpu_limit_is_oom_or_signal() {
+        let t = classify(None, ExitStatus::Signaled(libc::SIGKILL), 10, 1000, true);
+        assert_eq!(t, Termination::MemoryLimit);
+        let t = classify(None, ExitStatus::Signaled(libc::SIGKILL), 10, 1000, false);
+        assert_eq!(t, Termination::Signaled);
+    }
+
+    #[test]
+    fn an_oom_in_a_child_makes_the_step_a_memory_limit() {
+        let t = classify(None, ExitStatus::Exited(137), 10, 1000, true);
+        assert_eq!(t, Termination::MemoryLimit);
+    }
+
+    #[test]
+    fn plain_exits_and_signals() {
+        assert_eq!(
+            classify(None, ExitStatus::Exited(3), 1, 1000, false),
+            Termination::Exited
+        );
+        assert_eq!(
+            classify(None, ExitStatus::Signaled(libc::SIGSEGV), 1, 1000, false),
+            Termination::Signaled
+        );
+    }
+
+    #[test]
+    fn start_failure_message() {
+        assert_eq!(
+            start_failure_text("foo", ChildStage::Exec, libc::ENOENT),
+            "rce-shim: cannot execute \"foo\": No such file or directory\n"
+        );
+        assert!(
+            start_failure_text("foo", ChildStage::Privileges, libc::EPERM)
+                .contains("Operation not permitted")
+        );
+    }
+
+    #[test]
+    fn only_a_clean_exit_continues() {
+        let step = ShimStep {
+            name: "compile".into(),
+            argv: vec!["x".into()],
+            env: Default::default(),
+            stdin: Default::default(),
+            limits: StepLimits {
+                wall_time_ms: 1,
+                cpu_time_ms: 1,
+                memory_kb: 1,
+                processes: 1,
+                output_bytes: 1,
+                file_size_bytes: 1,
+                open_files: 1,
+            },
+        };
+        let mut o = empty_outcome(&step, Termination::Exited);
+        o.exit_code = Some(0);
+        assert!(succeeded(&o));
+        o.exit_code = Some(1);
+        assert!(!succeeded(&o));
+        o.exit_code = Some(0);
+        o.termination = Termination::OutputLimit;
+        assert!(!succeeded(&o));
+    }
+}

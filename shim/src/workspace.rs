@@ -1,0 +1,190 @@
+//! The job's private directory: `/work/j-<32 random hex>`, mode 0700, owned by the job's uid,
+//! with the job's files and its `.tmp`/`.cache`. The name is unpredictable so nothing can be
+//! prepared for it in advance, and /work itself (root, 0711) cannot be listed by jobs. Names are
+//! re-validated here although the api already did: the shim trusts nothing it is handed.
+
+use crate::sys;
+use rce_protocol::shim::{ShimFile, WORKSPACE_ROOT};
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{chown, fchown, DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Directories the shim creates inside every workspace (TMPDIR and XDG_CACHE_HOME).
+pub const RESERVED: [&str; 2] = [".tmp", ".cache"];
+
+/// Why a file name is refused, or Ok.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let problem = if name.is_empty() {
+        "is empty"
+    } else if name.len() > 255 {
+        "is longer than 255 bytes"
+    } else if name.contains('/') {
+        "contains '/'"
+    } else if name.contains('\0') {
+        "contains a NUL byte"
+    } else if name == "." || name == ".." {
+        "is a directory reference"
+    } else if name.starts_with('-') {
+        "starts with '-'"
+    } else if RESERVED.contains(&name) {
+        "is reserved by the sandbox"
+    } else {
+        return Ok(());
+    };
+    Err(format!("invalid file name {name:?}: {problem}"))
+}
+
+/// `j-` followed by 32 hex digits of `random`.
+pub fn dir_name(random: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(34);
+    s.push_str("j-");
+    for b in random {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A created workspace.
+#[derive(Debug)]
+pub struct Workspace {
+    pub path: PathBuf,
+}
+
+impl Workspace {
+    pub fn path_str(&self) -> &str {
+        self.path.to_str().unwrap_or(WORKSPACE_ROOT)
+    }
+}
+
+/// A failed setup; `partial` is a directory that was created and must still be removed.
+#[derive(Debug)]
+pub struct SetupError {
+    pub partial: Option<PathBuf>,
+    pub message: String,
+}
+
+/// Creates the workspace for `uid` with `files` in it. Everything is written as root into a
+/// root-owned 0700 directory and handed to the uid last, so the job never sees a half-made
+/// workspace and root never has to reach into a directory the job owns.
+pub fn create(uid: u32, files: &[ShimFile]) -> Result<Workspace, SetupError> {
+    let fail = |partial: Option<&Path>, message: String| SetupError {
+        partial: partial.map(Path::to_path_buf),
+        message,
+    };
+    for f in files {
+        validate_name(&f.name).map_err(|m| fail(None, m))?;
+    }
+    let root = Path::new(WORKSPACE_ROOT);
+    if !root.exists() {
+        // Production containers mount a tmpfs here; this only happens in tests.
+        DirBuilder::new()
+            .mode(0o711)
+            .create(root)
+            .map_err(|e| fail(None, format!("creating {WORKSPACE_ROOT}: {e}")))?;
+    }
+    let path = make_unique_dir(root).map_err(|m| fail(None, m))?;
+    let p = Some(path.as_path());
+    for f in files {
+        let file_path = path.join(&f.name);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&file_path)
+            .map_err(|e| fail(p, format!("creating file {:?}: {e}", f.name)))?;
+        file.write_all(&f.content.0)
+            .map_err(|e| fail(p, format!("writing file {:?}: {e}", f.name)))?;
+        fchown(&file, Some(uid), Some(uid))
+            .map_err(|e| fail(p, format!("chown of file {:?}: {e}", f.name)))?;
+    }
+    for name in RESERVED {
+        let dir = path.join(name);
+        DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| fail(p, format!("creating {name}: {e}")))?;
+        chown(&dir, Some(uid), Some(uid)).map_err(|e| fail(p, format!("chown of {name}: {e}")))?;
+    }
+    chown(&path, Some(uid), Some(uid))
+        .map_err(|e| fail(p, format!("chown of the workspace: {e}")))?;
+    Ok(Workspace { path })
+}
+
+fn make_unique_dir(root: &Path) -> Result<PathBuf, String> {
+    for _ in 0..8 {
+        let mut random = [0u8; 16];
+        sys::random_bytes(&mut random).map_err(|e| format!("reading random bytes: {e}"))?;
+        let path = root.join(dir_name(&random));
+        match DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("creating the workspace: {e}")),
+        }
+    }
+    Err("could not find a free workspace name".into())
+}
+
+/// Removes a workspace whose setup failed, before any job process ran (so nothing in it is the
+/// job's doing and root may remove it directly).
+pub fn remove_partial(path: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_names() {
+        for n in [
+            "main.py",
+            "Main.java",
+            ".hidden",
+            "a b",
+            "ü.txt",
+            "x-",
+            &"a".repeat(255),
+        ] {
+            assert!(validate_name(n).is_ok(), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn bad_names() {
+        for n in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/etc",
+            "a\0b",
+            "-rf",
+            ".tmp",
+            ".cache",
+            &"a".repeat(256),
+        ] {
+            assert!(validate_name(n).is_err(), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn length_is_counted_in_bytes() {
+        // 128 two-byte characters = 256 bytes.
+        assert!(validate_name(&"é".repeat(128)).is_err());
+        assert!(validate_name(&"é".repeat(127)).is_ok());
+    }
+
+    #[test]
+    fn dir_names_are_hex() {
+        let n = dir_name(&[0xab; 16]);
+        assert_eq!(n.len(), 34);
+        assert!(n.starts_with("j-abab"));
+        assert!(n[2..].chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}
