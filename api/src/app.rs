@@ -15,24 +15,37 @@ use tokio_util::sync::CancellationToken;
 
 const BROKER_PATIENCE: Duration = Duration::from_secs(60);
 
-pub async fn run(config: ApiConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: ApiConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let topology = Arc::new(Topology::load(Path::new(&config.topology_path))?);
     let broker = Arc::new(rce_broker::connect(&config.amqp_url, "rce-api", BROKER_PATIENCE).await?);
     let setup = broker.create_channel().await?;
-    rce_broker::declare_topology(&setup, &topology).await.context("declaring the topology")?;
+    rce_broker::declare_topology(&setup, &topology)
+        .await
+        .context("declaring the topology")?;
     let publisher = rce_broker::ConfirmedPublisher::new(&broker).await?;
 
     let redis = redis::Client::open(config.redis_url.as_str()).context("RCE_REDIS_URL")?;
-    let conn = redis.get_connection_manager().await.context("connecting to redis")?;
+    let conn = redis
+        .get_connection_manager()
+        .await
+        .context("connecting to redis")?;
     let store = JobStore::new(conn, config.job_ttl);
     let completions = Completions::default();
     let stop = CancellationToken::new();
 
     let follower = tokio::spawn(completions.clone().follow(redis.clone(), stop.clone()));
     let recorder = {
-        let (results, dead) = (broker.create_channel().await?, broker.create_channel().await?);
+        let (results, dead) = (
+            broker.create_channel().await?,
+            broker.create_channel().await?,
+        );
         let (topology, store, stop) = (topology.clone(), store.clone(), stop.clone());
-        tokio::spawn(async move { crate::recorder::run(results, dead, &topology, store, stop).await })
+        tokio::spawn(
+            async move { crate::recorder::run(results, dead, &topology, store, stop).await },
+        )
     };
 
     let state = AppState {

@@ -47,7 +47,10 @@ impl Completions {
         let mut delay = Duration::from_millis(100);
         while !stop.is_cancelled() {
             match client.get_async_pubsub().await {
-                Ok(mut pubsub) => match pubsub.subscribe(rce_protocol::redis_keys::DONE_CHANNEL).await {
+                Ok(mut pubsub) => match pubsub
+                    .subscribe(rce_protocol::redis_keys::DONE_CHANNEL)
+                    .await
+                {
                     Ok(()) => {
                         delay = Duration::from_millis(100);
                         let mut messages = pubsub.on_message();

@@ -90,7 +90,11 @@ impl JobStore {
             .arg(self.ttl.as_secs())
             .arg(&result.id)
             .arg(&result.language)
-            .arg(result.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .arg(
+                result
+                    .created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(kept == 1)

@@ -20,13 +20,22 @@ impl ApiMetrics {
         )
         .expect("valid metric");
         let submit_seconds = HistogramVec::new(
-            HistogramOpts::new("rce_api_submit_duration_seconds", "Time to answer POST /v1/jobs")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "rce_api_submit_duration_seconds",
+                "Time to answer POST /v1/jobs",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["wait"],
         )
         .expect("valid metric");
-        registry.register(Box::new(submissions.clone())).expect("registered once");
-        registry.register(Box::new(submit_seconds.clone())).expect("registered once");
+        registry
+            .register(Box::new(submissions.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(submit_seconds.clone()))
+            .expect("registered once");
         Self {
             registry,
             submissions,

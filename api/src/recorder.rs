@@ -5,7 +5,9 @@ use crate::job_store::JobStore;
 use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::Channel;
 use rce_protocol::job::JobMessage;
@@ -28,7 +30,13 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let m = &topology.messaging;
-    let results_loop = consume(results, &m.recorder_queue, store.clone(), stop.clone(), record_result);
+    let results_loop = consume(
+        results,
+        &m.recorder_queue,
+        store.clone(),
+        stop.clone(),
+        record_result,
+    );
     let dead_loop = consume(dead, &m.dead_letter_queue, store, stop, record_dead_letter);
     tokio::try_join!(results_loop, dead_loop)?;
     Ok(())
@@ -43,9 +51,16 @@ async fn consume(
     stop: CancellationToken,
     interpret: Interpret,
 ) -> anyhow::Result<()> {
-    channel.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(PREFETCH, BasicQosOptions::default())
+        .await?;
     let mut consumer = channel
-        .basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     loop {
         let delivery = tokio::select! {
@@ -58,7 +73,11 @@ async fn consume(
         };
         let Some(result) = interpret(&delivery) else {
             tracing::error!(%queue, "unreadable message dropped");
-            delivery.acker.reject(BasicRejectOptions { requeue: false }).await.ok();
+            delivery
+                .acker
+                .reject(BasicRejectOptions { requeue: false })
+                .await
+                .ok();
             continue;
         };
         match store.record(&result).await {
@@ -69,7 +88,10 @@ async fn consume(
             Err(e) => {
                 tracing::warn!(job_id = %result.id, error = %e, "redis refused the result; will retry");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                let requeue = BasicNackOptions { requeue: true, ..Default::default() };
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                };
                 delivery.acker.nack(requeue).await?;
             }
         }
@@ -90,10 +112,13 @@ fn record_dead_letter(delivery: &Delivery) -> Option<ResultMessage> {
         .as_ref()
         .map(|s| s.to_string())
         .or_else(|| job.as_ref().map(|j| j.id.clone()))?;
-    let language = job
-        .as_ref()
-        .map(|j| j.language.clone())
-        .unwrap_or_else(|| delivery.routing_key.as_str().trim_start_matches("job.").to_string());
+    let language = job.as_ref().map(|j| j.language.clone()).unwrap_or_else(|| {
+        delivery
+            .routing_key
+            .as_str()
+            .trim_start_matches("job.")
+            .to_string()
+    });
     let now = Utc::now();
     Some(ResultMessage {
         schema: SCHEMA_VERSION,

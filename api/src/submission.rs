@@ -101,7 +101,11 @@ pub fn admit(
         ApiError::invalid(
             "unknown_language",
             "language",
-            format!("unknown language {:?}; known: {}", req.language, known.join(", ")),
+            format!(
+                "unknown language {:?}; known: {}",
+                req.language,
+                known.join(", ")
+            ),
         )
     })?;
     let files = match (req.source, req.files) {
@@ -138,7 +142,11 @@ pub fn admit(
         None => files[0].name.clone(),
     };
     if req.args.len() > MAX_ARGS {
-        return Err(ApiError::invalid("too_many_args", "args", format!("at most {MAX_ARGS} arguments")));
+        return Err(ApiError::invalid(
+            "too_many_args",
+            "args",
+            format!("at most {MAX_ARGS} arguments"),
+        ));
     }
     for (i, arg) in req.args.iter().enumerate() {
         if arg.len() > MAX_ARG_BYTES || arg.contains('\0') {
@@ -169,10 +177,18 @@ pub fn admit(
 
 fn decode_files(files: Vec<FileRequest>) -> Result<Vec<JobFile>, ApiError> {
     if files.is_empty() {
-        return Err(ApiError::invalid("missing_source", "files", "`files` is empty"));
+        return Err(ApiError::invalid(
+            "missing_source",
+            "files",
+            "`files` is empty",
+        ));
     }
     if files.len() > MAX_FILES {
-        return Err(ApiError::invalid("too_many_files", "files", format!("at most {MAX_FILES} files")));
+        return Err(ApiError::invalid(
+            "too_many_files",
+            "files",
+            format!("at most {MAX_FILES} files"),
+        ));
     }
     let mut seen = HashSet::new();
     files
@@ -180,7 +196,11 @@ fn decode_files(files: Vec<FileRequest>) -> Result<Vec<JobFile>, ApiError> {
         .enumerate()
         .map(|(i, f)| {
             check_file_name(&f.name).map_err(|why| {
-                ApiError::invalid("invalid_file_name", format!("files[{i}].name"), format!("file name {:?} {why}", f.name))
+                ApiError::invalid(
+                    "invalid_file_name",
+                    format!("files[{i}].name"),
+                    format!("file name {:?} {why}", f.name),
+                )
             })?;
             if !seen.insert(f.name.clone()) {
                 return Err(ApiError::invalid(
@@ -192,7 +212,11 @@ fn decode_files(files: Vec<FileRequest>) -> Result<Vec<JobFile>, ApiError> {
             let content = match f.encoding.as_str() {
                 "utf8" => f.content.into_bytes(),
                 "base64" => decode_base64(&f.content).map_err(|e| {
-                    ApiError::invalid("invalid_base64", format!("files[{i}].content"), format!("not valid base64: {e}"))
+                    ApiError::invalid(
+                        "invalid_base64",
+                        format!("files[{i}].content"),
+                        format!("not valid base64: {e}"),
+                    )
                 })?,
                 other => {
                     return Err(ApiError::invalid(
@@ -216,7 +240,11 @@ mod tests {
     use std::path::Path;
 
     fn topology() -> Topology {
-        Topology::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"))).unwrap()
+        Topology::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../topology.yaml"
+        )))
+        .unwrap()
     }
 
     fn try_admit(body: &str) -> Result<JobMessage, ApiError> {
@@ -230,7 +258,10 @@ mod tests {
         assert_eq!(job.files[0].name, "main.py");
         assert_eq!(job.entrypoint, "main.py");
         assert_eq!(job.stdin.0, b"x");
-        assert_eq!(job.limits, topology().language("python").unwrap().default_limits);
+        assert_eq!(
+            job.limits,
+            topology().language("python").unwrap().default_limits
+        );
     }
 
     #[test]
@@ -242,7 +273,8 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_field() {
-        let e = try_admit(r#"{"language":"python","source":"x","limits":{"memory_mb":"lots"}}"#).unwrap_err();
+        let e = try_admit(r#"{"language":"python","source":"x","limits":{"memory_mb":"lots"}}"#)
+            .unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.field.as_deref(), Some("limits.memory_mb"));
     }
@@ -257,18 +289,29 @@ mod tests {
     #[test]
     fn unknown_language_is_422_on_language() {
         let e = try_admit(r#"{"language":"cobol","source":"x"}"#).unwrap_err();
-        assert_eq!((e.status, e.code, e.field.as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_language", Some("language")));
+        assert_eq!(
+            (e.status, e.code, e.field.as_deref()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_language",
+                Some("language")
+            )
+        );
     }
 
     #[test]
     fn missing_source_is_422() {
         let e = try_admit(r#"{"language":"python"}"#).unwrap_err();
-        assert_eq!((e.code, e.field.as_deref()), ("missing_source", Some("source")));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("missing_source", Some("source"))
+        );
     }
 
     #[test]
     fn limit_above_maximum_names_field_and_max() {
-        let e = try_admit(r#"{"language":"python","source":"x","limits":{"memory_mb":99999}}"#).unwrap_err();
+        let e = try_admit(r#"{"language":"python","source":"x","limits":{"memory_mb":99999}}"#)
+            .unwrap_err();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(e.field.as_deref(), Some("limits.memory_mb"));
         assert!(e.message.contains("1024"), "{}", e.message);
@@ -290,13 +333,17 @@ mod tests {
             assert!(check_file_name(name).is_err(), "{name:?}");
         }
         assert!(check_file_name("Main.java").is_ok());
-        let e = try_admit(r#"{"language":"python","files":[{"name":"../etc","content":"x"}]}"#).unwrap_err();
+        let e = try_admit(r#"{"language":"python","files":[{"name":"../etc","content":"x"}]}"#)
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("files[0].name"));
     }
 
     #[test]
     fn entrypoint_must_exist() {
-        let e = try_admit(r#"{"language":"python","files":[{"name":"a.py","content":"x"}],"entrypoint":"b.py"}"#).unwrap_err();
+        let e = try_admit(
+            r#"{"language":"python","files":[{"name":"a.py","content":"x"}],"entrypoint":"b.py"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("entrypoint"));
     }
 }

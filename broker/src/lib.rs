@@ -7,7 +7,9 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 use rce_protocol::topology::{Messaging, Topology};
 use std::time::Duration;
 
@@ -74,8 +76,22 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> Result<
     }
     let mut quorum = FieldTable::default();
     quorum.insert("x-queue-type".into(), text("quorum"));
-    declare_bound(channel, &m.dead_letter_queue, quorum.clone(), &m.dead_letter_exchange, "").await?;
-    declare_bound(channel, &m.recorder_queue, quorum.clone(), &m.results_exchange, "result.#").await?;
+    declare_bound(
+        channel,
+        &m.dead_letter_queue,
+        quorum.clone(),
+        &m.dead_letter_exchange,
+        "",
+    )
+    .await?;
+    declare_bound(
+        channel,
+        &m.recorder_queue,
+        quorum.clone(),
+        &m.results_exchange,
+        "result.#",
+    )
+    .await?;
     for language in topology.languages.keys() {
         declare_bound(
             channel,
@@ -93,9 +109,18 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> Result<
 pub fn job_queue_arguments(m: &Messaging) -> FieldTable {
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), text("quorum"));
-    args.insert("x-delivery-limit".into(), AMQPValue::LongInt(m.delivery_limit as i32));
-    args.insert("x-dead-letter-exchange".into(), text(&m.dead_letter_exchange));
-    args.insert("x-max-length".into(), AMQPValue::LongInt(m.max_length as i32));
+    args.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongInt(m.delivery_limit as i32),
+    );
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        text(&m.dead_letter_exchange),
+    );
+    args.insert(
+        "x-max-length".into(),
+        AMQPValue::LongInt(m.max_length as i32),
+    );
     args.insert("x-overflow".into(), text("reject-publish"));
     args
 }
@@ -131,7 +156,9 @@ pub struct ConfirmedPublisher {
 impl ConfirmedPublisher {
     pub async fn new(connection: &Connection) -> Result<Self, BrokerError> {
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok(Self { channel })
     }
 

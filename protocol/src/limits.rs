@@ -28,17 +28,9 @@ pub struct PartialLimits {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LimitError {
     #[error("{field} is {value}, above this language's maximum of {max}")]
-    AboveMaximum {
-        field: String,
-        value: u64,
-        max: u64,
-    },
+    AboveMaximum { field: String, value: u64, max: u64 },
     #[error("{field} must be at least {min}")]
-    BelowMinimum {
-        field: String,
-        value: u64,
-        min: u64,
-    },
+    BelowMinimum { field: String, value: u64, min: u64 },
 }
 
 impl LimitError {
@@ -100,11 +92,36 @@ impl PartialLimits {
 impl Limits {
     fn fields(&self, max: Limits) -> [(&'static str, u64, u64, u64); 5] {
         [
-            ("wall_time_ms", self.wall_time_ms, max.wall_time_ms, MINIMUM.wall_time_ms),
-            ("cpu_time_ms", self.cpu_time_ms, max.cpu_time_ms, MINIMUM.cpu_time_ms),
-            ("memory_mb", self.memory_mb, max.memory_mb, MINIMUM.memory_mb),
-            ("processes", self.processes, max.processes, MINIMUM.processes),
-            ("output_bytes", self.output_bytes, max.output_bytes, MINIMUM.output_bytes),
+            (
+                "wall_time_ms",
+                self.wall_time_ms,
+                max.wall_time_ms,
+                MINIMUM.wall_time_ms,
+            ),
+            (
+                "cpu_time_ms",
+                self.cpu_time_ms,
+                max.cpu_time_ms,
+                MINIMUM.cpu_time_ms,
+            ),
+            (
+                "memory_mb",
+                self.memory_mb,
+                max.memory_mb,
+                MINIMUM.memory_mb,
+            ),
+            (
+                "processes",
+                self.processes,
+                max.processes,
+                MINIMUM.processes,
+            ),
+            (
+                "output_bytes",
+                self.output_bytes,
+                max.output_bytes,
+                MINIMUM.output_bytes,
+            ),
         ]
     }
 }

@@ -181,7 +181,10 @@ mod tests {
 
     #[test]
     fn empty_output_is_missing() {
-        assert!(matches!(parse_record(b"\n \n"), Err(RecordError::Missing(3))));
+        assert!(matches!(
+            parse_record(b"\n \n"),
+            Err(RecordError::Missing(3))
+        ));
     }
 
     #[test]

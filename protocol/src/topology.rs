@@ -203,7 +203,10 @@ impl Topology {
 
     fn check(&self) -> Result<(), String> {
         if self.schema != 1 {
-            return Err(format!("schema {} is not supported (expected 1)", self.schema));
+            return Err(format!(
+                "schema {} is not supported (expected 1)",
+                self.schema
+            ));
         }
         if self.languages.is_empty() {
             return Err("no languages".into());
@@ -287,7 +290,16 @@ mod tests {
         let ids: Vec<_> = t.languages.keys().map(String::as_str).collect();
         assert_eq!(
             ids,
-            ["bash", "c", "cpp", "go", "java", "javascript", "python", "rust"]
+            [
+                "bash",
+                "c",
+                "cpp",
+                "go",
+                "java",
+                "javascript",
+                "python",
+                "rust"
+            ]
         );
         assert_eq!(t.messaging.job_queue("python"), "rce.jobs.python");
     }
@@ -297,7 +309,10 @@ mod tests {
         let t = repo_topology();
         let java = t.language("java").unwrap();
         assert_eq!(java.default_limits.memory_mb, 512);
-        assert_eq!(java.default_limits.output_bytes, t.limits.default.output_bytes);
+        assert_eq!(
+            java.default_limits.output_bytes,
+            t.limits.default.output_bytes
+        );
         assert_eq!(java.max_limits.processes, 512);
         let py = t.language("python").unwrap();
         assert_eq!(py.default_limits, t.limits.default);
@@ -311,24 +326,33 @@ mod tests {
         assert_eq!(run.last().unwrap(), "a b");
         assert!(run.contains(&"Main".to_string()), "{run:?}");
         let c = t.language("c").unwrap();
-        assert!(c.compile_argv("prog.c").unwrap().contains(&"prog.c".to_string()));
-        assert!(t.language("python").unwrap().compile_argv("main.py").is_none());
+        assert!(c
+            .compile_argv("prog.c")
+            .unwrap()
+            .contains(&"prog.c".to_string()));
+        assert!(t
+            .language("python")
+            .unwrap()
+            .compile_argv("main.py")
+            .is_none());
     }
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"))
-            .unwrap()
-            .replace("schema: 1", "schema: 1\nsurprise: true");
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"))
+                .unwrap()
+                .replace("schema: 1", "schema: 1\nsurprise: true");
         let err = Topology::parse(&text, "t.yaml").unwrap_err();
         assert!(err.to_string().contains("surprise"), "{err}");
     }
 
     #[test]
     fn default_above_max_is_rejected() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"))
-            .unwrap()
-            .replace("max: {processes: 512}", "max: {processes: 2}");
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"))
+                .unwrap()
+                .replace("max: {processes: 512}", "max: {processes: 2}");
         let err = Topology::parse(&text, "t.yaml").unwrap_err();
         assert!(err.to_string().contains("java"), "{err}");
     }

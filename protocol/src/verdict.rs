@@ -89,7 +89,12 @@ mod tests {
     use super::*;
     use crate::bytes::Base64Bytes;
 
-    fn step(name: &str, termination: Termination, exit: Option<i32>, sig: Option<i32>) -> StepOutcome {
+    fn step(
+        name: &str,
+        termination: Termination,
+        exit: Option<i32>,
+        sig: Option<i32>,
+    ) -> StepOutcome {
         StepOutcome {
             name: name.into(),
             termination,
@@ -115,7 +120,12 @@ mod tests {
 
     #[test]
     fn clean_exit_is_ok() {
-        let (v, c, r) = judge(&record(vec![step("run", Termination::Exited, Some(0), None)]));
+        let (v, c, r) = judge(&record(vec![step(
+            "run",
+            Termination::Exited,
+            Some(0),
+            None,
+        )]));
         assert_eq!(v, Verdict::Ok);
         assert!(c.is_none());
         assert_eq!(r.unwrap().stdout, "out");
@@ -123,7 +133,12 @@ mod tests {
 
     #[test]
     fn failed_compile_has_no_run() {
-        let (v, c, r) = judge(&record(vec![step("compile", Termination::Exited, Some(1), None)]));
+        let (v, c, r) = judge(&record(vec![step(
+            "compile",
+            Termination::Exited,
+            Some(1),
+            None,
+        )]));
         assert_eq!(v, Verdict::CompileError);
         assert_eq!(c.unwrap().exit_code, Some(1));
         assert!(r.is_none());
@@ -131,18 +146,48 @@ mod tests {
 
     #[test]
     fn compile_timeout_is_compile_error() {
-        let (v, _, _) = judge(&record(vec![step("compile", Termination::WallTimeout, None, Some(9))]));
+        let (v, _, _) = judge(&record(vec![step(
+            "compile",
+            Termination::WallTimeout,
+            None,
+            Some(9),
+        )]));
         assert_eq!(v, Verdict::CompileError);
     }
 
     #[test]
     fn limits_map_to_their_verdicts() {
         let cases = [
-            (Termination::WallTimeout, None, Some(9), Verdict::TimeLimitExceeded),
-            (Termination::CpuTimeout, None, Some(9), Verdict::TimeLimitExceeded),
-            (Termination::Signaled, None, Some(24), Verdict::TimeLimitExceeded),
-            (Termination::MemoryLimit, None, Some(9), Verdict::MemoryLimitExceeded),
-            (Termination::OutputLimit, None, Some(9), Verdict::OutputLimitExceeded),
+            (
+                Termination::WallTimeout,
+                None,
+                Some(9),
+                Verdict::TimeLimitExceeded,
+            ),
+            (
+                Termination::CpuTimeout,
+                None,
+                Some(9),
+                Verdict::TimeLimitExceeded,
+            ),
+            (
+                Termination::Signaled,
+                None,
+                Some(24),
+                Verdict::TimeLimitExceeded,
+            ),
+            (
+                Termination::MemoryLimit,
+                None,
+                Some(9),
+                Verdict::MemoryLimitExceeded,
+            ),
+            (
+                Termination::OutputLimit,
+                None,
+                Some(9),
+                Verdict::OutputLimitExceeded,
+            ),
             (Termination::Exited, Some(3), None, Verdict::RuntimeError),
             (Termination::Signaled, None, Some(11), Verdict::RuntimeError),
             (Termination::StartFailed, None, None, Verdict::RuntimeError),

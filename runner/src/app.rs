@@ -30,22 +30,37 @@ pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> an
     if pools.iter().next().is_none() {
         anyhow::bail!("RCE_RUNNER_LANGUAGES names no language of the topology");
     }
-    let orphans = pools.remove_all_containers().await.context("removing orphaned containers")?;
+    let orphans = pools
+        .remove_all_containers()
+        .await
+        .context("removing orphaned containers")?;
     if orphans > 0 {
         tracing::info!(orphans, "removed containers a previous runner left behind");
     }
     let warm_started = tokio::time::Instant::now();
-    pools.warm_all().await.context("warming the container pools")?;
+    pools
+        .warm_all()
+        .await
+        .context("warming the container pools")?;
     tracing::info!(ms = warm_started.elapsed().as_millis() as u64, "pools warm");
 
     let metrics = RunnerMetrics::new();
-    let connection = rce_broker::connect(&config.amqp_url, &format!("rce-runner {}", config.runner_id), BROKER_PATIENCE).await?;
+    let connection = rce_broker::connect(
+        &config.amqp_url,
+        &format!("rce-runner {}", config.runner_id),
+        BROKER_PATIENCE,
+    )
+    .await?;
     let setup = connection.create_channel().await?;
-    rce_broker::declare_topology(&setup, &topology).await.context("declaring the topology")?;
+    rce_broker::declare_topology(&setup, &topology)
+        .await
+        .context("declaring the topology")?;
     let ctx = JobContext {
         topology: topology.clone(),
         publisher: rce_broker::ConfirmedPublisher::new(&connection).await?,
-        status: StatusStore::connect(&config.redis_url).await.context("redis")?,
+        status: StatusStore::connect(&config.redis_url)
+            .await
+            .context("redis")?,
         metrics: metrics.clone(),
         runner_id: config.runner_id.clone(),
     };
@@ -77,8 +92,13 @@ pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> an
     stop.cancel();
     while consumers.join_next().await.is_some() {}
     tracker.close();
-    if tokio::time::timeout(config.shutdown_grace, tracker.wait()).await.is_err() {
-        tracing::warn!("in-flight jobs did not finish within the grace period; they return to the queue");
+    if tokio::time::timeout(config.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "in-flight jobs did not finish within the grace period; they return to the queue"
+        );
     }
     connection.close(200, "bye".into()).await.ok();
     let removed = pools.remove_all_containers().await.unwrap_or(0);
@@ -98,8 +118,14 @@ fn metrics_router(metrics: RunnerMetrics, pools: Pools) -> axum::Router {
                     for pool in pools.iter() {
                         let s = pool.status();
                         let id = pool.language().id.as_str();
-                        metrics.containers.with_label_values(&[id, "idle"]).set(s.idle as i64);
-                        metrics.containers.with_label_values(&[id, "busy"]).set((s.size - s.idle) as i64);
+                        metrics
+                            .containers
+                            .with_label_values(&[id, "idle"])
+                            .set(s.idle as i64);
+                        metrics
+                            .containers
+                            .with_label_values(&[id, "busy"])
+                            .set((s.size - s.idle) as i64);
                     }
                     metrics.render()
                 }

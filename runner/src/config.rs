@@ -36,7 +36,13 @@ impl RunnerConfig {
             .unwrap_or_else(|_| "runner".into());
         let runner_id: String = var("RCE_RUNNER_ID", &host)
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
         Ok(Self {
             amqp_url: var("RCE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),

@@ -8,7 +8,9 @@ use crate::status_store::StatusStore;
 use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::Channel;
 use rce_broker::ConfirmedPublisher;
@@ -124,7 +126,11 @@ async fn handle(delivery: Delivery, pool: Arc<LanguagePool>, ctx: JobContext) {
             .job_seconds
             .with_label_values(&[language.as_str()])
             .observe(started.elapsed().as_secs_f64());
-        tracing::info!(verdict = verdict_label(verdict), ms = started.elapsed().as_millis() as u64, "job finished");
+        tracing::info!(
+            verdict = verdict_label(verdict),
+            ms = started.elapsed().as_millis() as u64,
+            "job finished"
+        );
     }
     .instrument(span)
     .await

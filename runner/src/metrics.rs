@@ -24,8 +24,13 @@ impl RunnerMetrics {
         )
         .expect("valid metric");
         let job_seconds = HistogramVec::new(
-            HistogramOpts::new("rce_runner_job_duration_seconds", "Pickup to confirmed result")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "rce_runner_job_duration_seconds",
+                "Pickup to confirmed result",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["language"],
         )
         .expect("valid metric");

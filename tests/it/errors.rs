@@ -6,17 +6,25 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_language_is_422_naming_the_field() {
     let (status, body) = app()
-        .post_jobs("", json!({"language": "cobol", "source": "DISPLAY 'HI'."}).to_string())
+        .post_jobs(
+            "",
+            json!({"language": "cobol", "source": "DISPLAY 'HI'."}).to_string(),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "unknown_language");
     assert_eq!(body["error"]["field"], "language");
-    assert!(body["error"]["message"].as_str().unwrap().contains("python"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("python"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_source_is_422() {
-    let (status, body) = app().post_jobs("", json!({"language": "python"}).to_string()).await;
+    let (status, body) = app()
+        .post_jobs("", json!({"language": "python"}).to_string())
+        .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "missing_source");
     assert_eq!(body["error"]["field"], "source");
@@ -42,11 +50,21 @@ async fn limit_over_the_maximum_is_422_with_the_maximum() {
         .unwrap();
     let max = python["limits"]["max"]["wall_time_ms"].as_u64().unwrap();
     let (status, body) = app
-        .post_jobs("", json!({"language": "python", "source": "1", "limits": {"wall_time_ms": max + 1}}).to_string())
+        .post_jobs(
+            "",
+            json!({"language": "python", "source": "1", "limits": {"wall_time_ms": max + 1}})
+                .to_string(),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["field"], "limits.wall_time_ms");
-    assert!(body["error"]["message"].as_str().unwrap().contains(&max.to_string()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&max.to_string()),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,7 +78,10 @@ async fn malformed_json_is_400() {
 async fn oversized_body_is_413() {
     let huge = "x".repeat(3 << 20);
     let (status, body) = app()
-        .post_jobs("", json!({"language": "python", "source": huge}).to_string())
+        .post_jobs(
+            "",
+            json!({"language": "python", "source": huge}).to_string(),
+        )
         .await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "payload_too_large");
@@ -69,12 +90,39 @@ async fn oversized_body_is_413() {
 #[tokio::test(flavor = "multi_thread")]
 async fn languages_lists_the_topology() {
     let app = app();
-    let resp = app.http.get(format!("{}/v1/languages", app.base)).send().await.unwrap();
+    let resp = app
+        .http
+        .get(format!("{}/v1/languages", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let list: serde_json::Value = resp.json().await.unwrap();
-    let ids: Vec<_> = list.as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["bash", "c", "cpp", "go", "java", "javascript", "python", "rust"]);
-    let c = list.as_array().unwrap().iter().find(|l| l["id"] == "c").unwrap();
+    let ids: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "bash",
+            "c",
+            "cpp",
+            "go",
+            "java",
+            "javascript",
+            "python",
+            "rust"
+        ]
+    );
+    let c = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == "c")
+        .unwrap();
     assert_eq!(c["compiled"], true);
     assert_eq!(c["file"], "main.c");
 }

@@ -23,7 +23,11 @@ pub struct TestStack {
 static STACK: OnceLock<TestStack> = OnceLock::new();
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn rabbitmqctl(args: &[&str]) {
@@ -39,7 +43,10 @@ fn rabbitmqctl(args: &[&str]) {
 }
 
 fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Starts (once) and returns the shared stack; waits until the api is ready and the runner's
@@ -81,7 +88,8 @@ pub fn stack() -> &'static TestStack {
                 .unwrap();
             rt.block_on(async move {
                 let api = tokio::spawn(rce_api::app::run(api_config, std::future::pending()));
-                let runner = tokio::spawn(rce_runner::app::run(runner_config, std::future::pending()));
+                let runner =
+                    tokio::spawn(rce_runner::app::run(runner_config, std::future::pending()));
                 tokio::select! {
                     r = api => panic!("the api stopped: {r:?}"),
                     r = runner => panic!("the runner stopped: {r:?}"),
@@ -105,7 +113,10 @@ fn wait_ready(url: &str) {
         if http_get_ok(url) {
             return;
         }
-        assert!(Instant::now() < deadline, "{url} did not become ready within 180 s");
+        assert!(
+            Instant::now() < deadline,
+            "{url} did not become ready within 180 s"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }

@@ -14,7 +14,10 @@ async fn infinite_loop_is_time_limit_exceeded() {
         .await;
     assert_verdict(&job, "time_limit_exceeded");
     let cpu = job["run"]["cpu_ms"].as_u64().unwrap();
-    assert!((900..=2500).contains(&cpu), "stopped near its CPU limit: {job:#}");
+    assert!(
+        (900..=2500).contains(&cpu),
+        "stopped near its CPU limit: {job:#}"
+    );
     let next = app.run_source("python", "print('after')", "").await;
     assert_verdict(&next, "ok");
 }
@@ -38,13 +41,19 @@ async fn memory_hog_is_memory_limit_exceeded() {
         .run(json!({"language": "python", "source": hog, "limits": {"memory_mb": 64}}))
         .await;
     assert_verdict(&job, "memory_limit_exceeded");
-    assert_eq!(job["run"]["stdout"], "", "the allocation never succeeded: {job:#}");
+    assert_eq!(
+        job["run"]["stdout"], "",
+        "the allocation never succeeded: {job:#}"
+    );
     // The same program fits when the client asks for enough memory.
     let fits = app
         .run(json!({"language": "python", "source": hog, "limits": {"memory_mb": 512}}))
         .await;
     assert_verdict(&fits, "ok");
-    assert!(fits["run"]["memory_kb"].as_u64().unwrap() > 200 * 1024, "{fits:#}");
+    assert!(
+        fits["run"]["memory_kb"].as_u64().unwrap() > 200 * 1024,
+        "{fits:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -58,7 +67,11 @@ async fn output_flood_is_output_limit_exceeded() {
     assert_verdict(&job, "output_limit_exceeded");
     assert_eq!(job["run"]["truncated"], true);
     let out = job["run"]["stdout"].as_str().unwrap();
-    assert!(out.len() <= 10000 && out.len() > 9000, "capped at the limit: {} bytes", out.len());
+    assert!(
+        out.len() <= 10000 && out.len() > 9000,
+        "capped at the limit: {} bytes",
+        out.len()
+    );
     assert!(out.starts_with("flood flood flood\n"));
     let next = app.run_source("c", "int main(void){return 0;}", "").await;
     assert_verdict(&next, "ok");
@@ -68,7 +81,11 @@ async fn output_flood_is_output_limit_exceeded() {
 async fn submitted_without_waiting_then_read_until_done() {
     let app = app();
     let (status, accepted) = app
-        .post_jobs("", json!({"language": "python", "source": "import time\ntime.sleep(0.3)\nprint('late')"}).to_string())
+        .post_jobs(
+            "",
+            json!({"language": "python", "source": "import time\ntime.sleep(0.3)\nprint('late')"})
+                .to_string(),
+        )
         .await;
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["status"], "queued");

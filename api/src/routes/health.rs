@@ -19,7 +19,11 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let broker = state.broker.status().connected();
     let redis = state.store.ping().await.is_ok();
-    let status = if broker && redis { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if broker && redis {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(json!({"broker": broker, "redis": redis}))).into_response()
 }
 

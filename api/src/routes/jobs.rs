@@ -39,13 +39,18 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let wait = parse_wait(&query)?;
-    let bytes = axum::body::to_bytes(body, state.max_body_bytes).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the request body is larger than {} bytes", state.max_body_bytes),
-        )
-    })?;
+    let bytes = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the request body is larger than {} bytes",
+                    state.max_body_bytes
+                ),
+            )
+        })?;
     let request = submission::parse(&bytes)?;
     let id = uuid::Uuid::now_v7().to_string();
     let admitted = submission::admit(request, &state.topology, id.clone(), chrono::Utc::now());
@@ -53,13 +58,20 @@ pub async fn submit(
         Ok(ok) => ok,
         Err(e) => {
             // Not the requested language as a label: clients must not choose metric cardinality.
-            state.metrics.submissions.with_label_values(&["invalid", e.code]).inc();
+            state
+                .metrics
+                .submissions
+                .with_label_values(&["invalid", e.code])
+                .inc();
             return Err(e);
         }
     };
     state.store.create(&job).await.map_err(|e| {
         tracing::error!(job_id = %id, error = %e, "redis refused the job record");
-        ApiError::unavailable("store_unavailable", "job storage is unavailable; retry shortly")
+        ApiError::unavailable(
+            "store_unavailable",
+            "job storage is unavailable; retry shortly",
+        )
     })?;
     let done = wait.then(|| state.completions.register(&id));
     let payload = serde_json::to_vec(&job).expect("a job always serializes");
@@ -82,17 +94,32 @@ pub async fn submit(
             ),
             other => {
                 tracing::error!(job_id = %id, error = %other, "publishing the job failed");
-                ApiError::unavailable("broker_unavailable", "the job broker is unavailable; retry shortly")
+                ApiError::unavailable(
+                    "broker_unavailable",
+                    "the job broker is unavailable; retry shortly",
+                )
             }
         };
-        state.metrics.submissions.with_label_values(&[&job.language, outcome.code]).inc();
+        state
+            .metrics
+            .submissions
+            .with_label_values(&[&job.language, outcome.code])
+            .inc();
         return Err(outcome);
     }
-    state.metrics.submissions.with_label_values(&[&job.language, "accepted"]).inc();
+    state
+        .metrics
+        .submissions
+        .with_label_values(&[&job.language, "accepted"])
+        .inc();
     tracing::info!(job_id = %id, language = %job.language, wait, "job admitted");
 
     let Some(done) = done else {
-        state.metrics.submit_seconds.with_label_values(&["false"]).observe(started.elapsed().as_secs_f64());
+        state
+            .metrics
+            .submit_seconds
+            .with_label_values(&["false"])
+            .observe(started.elapsed().as_secs_f64());
         let body = json!({
             "id": id,
             "status": "queued",
@@ -101,15 +128,26 @@ pub async fn submit(
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     };
     // Bounded by what the job may take, plus a margin for queueing and the platform.
-    let compile_ms = if language.is_compiled() { language.compile_limits.wall_time_ms } else { 0 };
+    let compile_ms = if language.is_compiled() {
+        language.compile_limits.wall_time_ms
+    } else {
+        0
+    };
     let budget = Duration::from_millis(compile_ms + job.limits.wall_time_ms) + state.wait_margin;
     if tokio::time::timeout(budget, done).await.is_err() {
         state.completions.forget(&id);
     }
     let view = state.store.get(&id).await.map_err(|_| {
-        ApiError::unavailable("store_unavailable", "job storage is unavailable; retry shortly")
+        ApiError::unavailable(
+            "store_unavailable",
+            "job storage is unavailable; retry shortly",
+        )
     })?;
-    state.metrics.submit_seconds.with_label_values(&["true"]).observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .submit_seconds
+        .with_label_values(&["true"])
+        .observe(started.elapsed().as_secs_f64());
     match view {
         Some(v) if v.status.is_terminal() => Ok((StatusCode::OK, Json(v)).into_response()),
         Some(v) => Ok((StatusCode::ACCEPTED, Json(v)).into_response()),
@@ -117,9 +155,15 @@ pub async fn submit(
     }
 }
 
-pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let view = state.store.get(&id).await.map_err(|_| {
-        ApiError::unavailable("store_unavailable", "job storage is unavailable; retry shortly")
+        ApiError::unavailable(
+            "store_unavailable",
+            "job storage is unavailable; retry shortly",
+        )
     })?;
     match view {
         Some(v) => Ok(Json(v).into_response()),

@@ -22,7 +22,12 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         })
     };
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["languages"] => topology.languages.keys().for_each(|id| println!("{id}")),
         ["image", id] => match lang(id) {
             Ok(l) => println!("{}", l.image_ref()),
