@@ -11,6 +11,4 @@ pub mod job_view;
 pub mod metrics;
 pub mod recorder;
 pub mod routes;
-pub mod shutdown;
 pub mod submission;
-pub mod telemetry;

@@ -5,6 +5,4 @@ pub mod app;
 pub mod config;
 pub mod job_consumer;
 pub mod metrics;
-pub mod shutdown;
 pub mod status_store;
-pub mod telemetry;

@@ -1,0 +1,4 @@
+//! Process plumbing shared by the api and runner binaries, so both log and stop the same way.
+
+pub mod shutdown;
+pub mod telemetry;
