@@ -4,6 +4,7 @@
 //!
 //! Run with `make test`, which starts the services and builds the images first.
 
+mod dead_letters;
 mod errors;
 mod helpers;
 mod languages;
