@@ -12,6 +12,7 @@ pub struct ApiMetrics {
 }
 
 impl ApiMetrics {
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         let registry = Registry::new();
         let submissions = IntCounterVec::new(
@@ -44,16 +45,6 @@ impl ApiMetrics {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        prometheus::TextEncoder::new()
-            .encode_utf8(&self.registry.gather(), &mut out)
-            .expect("text encoding cannot fail");
-        out
-    }
-}
-
-impl Default for ApiMetrics {
-    fn default() -> Self {
-        Self::new()
+        rce_service::metrics::render(&self.registry)
     }
 }

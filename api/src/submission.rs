@@ -237,14 +237,9 @@ fn decode_files(files: Vec<FileRequest>) -> Result<Vec<JobFile>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn topology() -> Topology {
-        Topology::load(Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../topology.yaml"
-        )))
-        .unwrap()
+        Topology::from_source_tree().unwrap()
     }
 
     fn try_admit(body: &str) -> Result<JobMessage, ApiError> {

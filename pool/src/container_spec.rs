@@ -93,14 +93,9 @@ pub fn container_body(
 mod tests {
     use super::*;
     use rce_protocol::topology::Topology;
-    use std::path::Path;
 
     fn topology() -> Topology {
-        Topology::load(Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../topology.yaml"
-        )))
-        .unwrap()
+        Topology::from_source_tree().unwrap()
     }
 
     #[test]

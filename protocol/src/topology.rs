@@ -178,6 +178,15 @@ impl Topology {
         Self::load(Path::new(&path))
     }
 
+    /// The `topology.yaml` of the source tree this crate was built from: for tests and dev tools
+    /// that run from a checkout, never for services (they take `RCE_TOPOLOGY`).
+    pub fn from_source_tree() -> Result<Self, TopologyError> {
+        Self::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../topology.yaml"
+        )))
+    }
+
     pub fn load(path: &Path) -> Result<Self, TopologyError> {
         let display = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
@@ -280,8 +289,7 @@ mod tests {
     use super::*;
 
     fn repo_topology() -> Topology {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml");
-        Topology::load(Path::new(path)).expect("the repository's topology.yaml loads")
+        Topology::from_source_tree().expect("the repository's topology.yaml loads")
     }
 
     #[test]

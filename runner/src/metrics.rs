@@ -16,6 +16,7 @@ pub struct RunnerMetrics {
 }
 
 impl RunnerMetrics {
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         let registry = Registry::new();
         let jobs = IntCounterVec::new(
@@ -62,16 +63,6 @@ impl RunnerMetrics {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        prometheus::TextEncoder::new()
-            .encode_utf8(&self.registry.gather(), &mut out)
-            .expect("text encoding cannot fail");
-        out
-    }
-}
-
-impl Default for RunnerMetrics {
-    fn default() -> Self {
-        Self::new()
+        rce_service::metrics::render(&self.registry)
     }
 }

@@ -1,4 +1,5 @@
 //! Process plumbing shared by the api and runner binaries, so both log and stop the same way.
 
+pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

@@ -166,8 +166,7 @@ mod compiled {
 }
 
 fn topology() -> rce_protocol::topology::Topology {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml");
-    rce_protocol::topology::Topology::load(std::path::Path::new(path)).unwrap()
+    rce_protocol::topology::Topology::from_source_tree().unwrap()
 }
 
 fn topology_file(language: &str) -> String {
