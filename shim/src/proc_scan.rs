@@ -12,7 +12,7 @@ pub struct ProcInfo {
     /// utime + stime + cutime + cstime, in clock ticks: the process's own CPU and that of the
     /// children it has already waited for (which are no longer in /proc themselves).
     pub cpu_ticks: u64,
-    /// VmRSS in KiB (0 for zombies).
+    /// Memory this process holds on its own, in KiB (see [`parse_status`]; 0 for zombies).
     pub rss_kb: u64,
 }
 
@@ -23,23 +23,31 @@ pub struct Status {
     pub rss_kb: u64,
 }
 
-/// Parses /proc/<pid>/status: the real uid (first number of `Uid:`) and `VmRSS:` (absent for
-/// zombies and kernel threads, then 0).
+/// Parses /proc/<pid>/status: the real uid (first number of `Uid:`) and the process's own
+/// memory, `RssAnon + RssShmem`. Not `VmRSS`: that includes file-backed pages (the interpreter,
+/// shared libraries) which every process of a forking program shares, so summing it over the
+/// job's processes would count them once per process and stop honest multi-process programs.
+/// Kernels without `RssAnon` fall back to `VmRSS`. Absent for zombies and kernel threads: 0.
 pub fn parse_status(text: &str) -> Option<Status> {
     let mut real_uid = None;
-    let mut rss_kb = 0;
+    let (mut vm_rss, mut anon, mut shmem) = (0, None, 0);
+    let kb = |rest: &str| -> Option<u64> { rest.split_whitespace().next()?.parse().ok() };
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("Uid:") {
             if real_uid.is_none() {
                 real_uid = rest.split_whitespace().next()?.parse().ok();
             }
         } else if let Some(rest) = line.strip_prefix("VmRSS:") {
-            rss_kb = rest.split_whitespace().next()?.parse().ok()?;
+            vm_rss = kb(rest)?;
+        } else if let Some(rest) = line.strip_prefix("RssAnon:") {
+            anon = Some(kb(rest)?);
+        } else if let Some(rest) = line.strip_prefix("RssShmem:") {
+            shmem = kb(rest)?;
         }
     }
     Some(Status {
         real_uid: real_uid?,
-        rss_kb,
+        rss_kb: anon.map_or(vm_rss, |anon| anon + shmem),
     })
 }
 
@@ -128,6 +136,13 @@ mod tests {
                 rss_kb: 9123
             })
         );
+    }
+
+    #[test]
+    fn status_counts_private_memory_only() {
+        let text = "Uid:\t20001\t20001\t20001\t20001\nVmRSS:\t 9000 kB\n\
+                    RssAnon:\t 2000 kB\nRssFile:\t 6500 kB\nRssShmem:\t 500 kB\n";
+        assert_eq!(parse_status(text).unwrap().rss_kb, 2500);
     }
 
     #[test]
