@@ -7,5 +7,6 @@
 mod dead_letters;
 mod errors;
 mod helpers;
+mod hostile;
 mod languages;
 mod verdicts;

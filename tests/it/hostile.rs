@@ -1,0 +1,183 @@
+//! Hostile programs: each ends within its limits with the right verdict, and the next job in the
+//! same language still succeeds (the container was left healthy or replaced).
+
+use crate::helpers::{app, assert_verdict};
+use serde_json::{json, Value};
+
+/// Runs `source` with `limits`, checks the verdict, then checks a plain job still works.
+async fn contained(language: &str, source: &str, limits: Value, verdicts: &[&str]) -> Value {
+    let app = app();
+    let job = app
+        .run(json!({"language": language, "source": source, "limits": limits}))
+        .await;
+    let verdict = job["verdict"].as_str().unwrap_or_default();
+    assert!(
+        verdicts.contains(&verdict),
+        "verdict {verdict} not in {verdicts:?}: {job:#}"
+    );
+    let wall = job["run"]["wall_ms"].as_u64().unwrap_or(0);
+    let limit = limits["wall_time_ms"].as_u64().unwrap_or(5000);
+    assert!(wall <= limit + 1000, "ran past its wall limit: {job:#}");
+    for _ in 0..2 {
+        let next = app.run_source(language, hello(language), "").await;
+        assert_verdict(&next, "ok");
+    }
+    job
+}
+
+fn hello(language: &str) -> &'static str {
+    match language {
+        "python" => "print('ok')",
+        "bash" => "echo ok",
+        "c" => "int main(void){return 0;}",
+        other => panic!("no hello for {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fork_bomb() {
+    contained(
+        "bash",
+        ":(){ :|:& };:",
+        json!({"wall_time_ms": 2000, "processes": 32}),
+        &["time_limit_exceeded", "runtime_error", "ok"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thread_bomb() {
+    let src = "#include <pthread.h>\n#include <unistd.h>\nvoid*f(void*a){pause();return a;}\n\
+               int main(void){pthread_t t;for(;;)pthread_create(&t,0,f,0);}";
+    contained(
+        "c",
+        src,
+        json!({"wall_time_ms": 2000, "processes": 32}),
+        &["time_limit_exceeded"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_bomb_spread_over_processes() {
+    let src = "import os, time\nfor _ in range(8):\n    if os.fork() == 0:\n        x = bytearray(40 * 1024 * 1024)\n        time.sleep(10)\n        os._exit(0)\ntime.sleep(10)";
+    contained(
+        "python",
+        src,
+        json!({"memory_mb": 128, "wall_time_ms": 4000}),
+        &["memory_limit_exceeded"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signal_ignoring_loop() {
+    let src = "import signal\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXCPU):\n    signal.signal(s, signal.SIG_IGN)\nwhile True: pass";
+    contained(
+        "python",
+        src,
+        json!({"cpu_time_ms": 1000, "wall_time_ms": 3000}),
+        &["time_limit_exceeded"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blocking_read_of_stdin() {
+    contained(
+        "python",
+        "import sys\nsys.stdin.read()\nimport time\ntime.sleep(100)",
+        json!({"wall_time_ms": 1000}),
+        &["time_limit_exceeded"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_flood_without_newlines_on_stderr() {
+    let job = contained(
+        "python",
+        "import sys\nwhile True: sys.stderr.write('x' * 4096)",
+        json!({"output_bytes": 5000}),
+        &["output_limit_exceeded"],
+    )
+    .await;
+    assert_eq!(
+        job["run"]["stderr"].as_str().unwrap().len(),
+        5000,
+        "{job:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disk_fill() {
+    let src = "f = open('fill', 'wb')\nwhile True: f.write(b'x' * 1048576)";
+    contained(
+        "python",
+        src,
+        json!({"wall_time_ms": 5000}),
+        &["runtime_error"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inode_fill() {
+    let src = "import os\ni = 0\nwhile True:\n    open(f'/tmp/f{i}', 'w').close()\n    i += 1";
+    contained(
+        "python",
+        src,
+        json!({"wall_time_ms": 5000}),
+        &["runtime_error", "time_limit_exceeded"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fd_exhaustion() {
+    let src = "fs = []\nwhile True: fs.append(open('/dev/null'))";
+    let job = contained("python", src, json!({}), &["runtime_error"]).await;
+    assert!(
+        job["run"]["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("Too many open files"),
+        "{job:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zombie_factory() {
+    let src = "#include <unistd.h>\nint main(void){for(int i=0;i<2000;i++){if(fork()==0)_exit(0);}sleep(1);return 0;}";
+    contained(
+        "c",
+        src,
+        json!({"wall_time_ms": 3000, "processes": 64}),
+        &["ok", "runtime_error"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn daemon_that_outlives_the_job_is_killed() {
+    let app = app();
+    let job = app
+        .run(json!({"language": "bash", "source": "setsid bash -c 'sleep 1000' </dev/null >/dev/null 2>&1 &\necho started"}))
+        .await;
+    assert_verdict(&job, "ok");
+    // Whatever container runs the next bash jobs, no process of an earlier job is visible.
+    for _ in 0..3 {
+        let ps = app
+            .run_source(
+                "bash",
+                "for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr '\\0' ' '; echo; done",
+                "",
+            )
+            .await;
+        assert_verdict(&ps, "ok");
+        assert!(
+            !ps["run"]["stdout"].as_str().unwrap().contains("sleep 1000"),
+            "{ps:#}"
+        );
+    }
+}
