@@ -29,6 +29,9 @@ pub struct SubmitRequest {
     pub entrypoint: Option<String>,
     #[serde(default)]
     pub stdin: String,
+    /// `utf8` (default) or `base64`, for input that is not text.
+    #[serde(default = "utf8")]
+    pub stdin_encoding: String,
     #[serde(default)]
     pub args: Vec<String>,
     #[serde(default)]
@@ -157,6 +160,19 @@ pub fn admit(
             ));
         }
     }
+    let stdin = match req.stdin_encoding.as_str() {
+        "utf8" => req.stdin.into_bytes(),
+        "base64" => decode_base64(&req.stdin).map_err(|e| {
+            ApiError::invalid("invalid_base64", "stdin", format!("not valid base64: {e}"))
+        })?,
+        other => {
+            return Err(ApiError::invalid(
+                "invalid_encoding",
+                "stdin_encoding",
+                format!("encoding {other:?} is not `utf8` or `base64`"),
+            ))
+        }
+    };
     let limits = req
         .limits
         .resolve(language.default_limits, language.max_limits)
@@ -167,7 +183,7 @@ pub fn admit(
         language: language.id.clone(),
         files,
         entrypoint,
-        stdin: Base64Bytes(req.stdin.into_bytes()),
+        stdin: Base64Bytes(stdin),
         args: req.args,
         limits,
         created_at: now,
@@ -331,6 +347,19 @@ mod tests {
         let e = try_admit(r#"{"language":"python","files":[{"name":"../etc","content":"x"}]}"#)
             .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("files[0].name"));
+    }
+
+    #[test]
+    fn stdin_may_be_base64() {
+        let job = try_admit(
+            r#"{"language":"python","source":"x","stdin":"/wA=","stdin_encoding":"base64"}"#,
+        )
+        .unwrap();
+        assert_eq!(job.stdin.0, [0xff, 0x00]);
+        let e =
+            try_admit(r#"{"language":"python","source":"x","stdin":"x","stdin_encoding":"hex"}"#)
+                .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("stdin_encoding"));
     }
 
     #[test]

@@ -43,12 +43,34 @@ pub enum Verdict {
     InternalError,
 }
 
-/// One step (compile or run) as the client sees it. Output is text: bytes that are not UTF-8 are
-/// replaced (U+FFFD) here; the raw bytes stay in the shim record.
+/// How an output field is written in JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputEncoding {
+    /// The program's bytes were valid UTF-8 and are given as they are.
+    #[default]
+    Utf8,
+    /// The program wrote bytes that are not UTF-8: the field is their base64, byte for byte.
+    Base64,
+}
+
+impl OutputEncoding {
+    pub fn is_utf8(&self) -> bool {
+        *self == Self::Utf8
+    }
+}
+
+/// One step (compile or run) as the client sees it. Output reaches the client faithfully: as text
+/// when it is UTF-8, otherwise as base64 with `stdout_encoding`/`stderr_encoding: "base64"` (the
+/// encoding fields are omitted when they are `utf8`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepReport {
     pub stdout: String,
+    #[serde(default, skip_serializing_if = "OutputEncoding::is_utf8")]
+    pub stdout_encoding: OutputEncoding,
     pub stderr: String,
+    #[serde(default, skip_serializing_if = "OutputEncoding::is_utf8")]
+    pub stderr_encoding: OutputEncoding,
     pub exit_code: Option<i32>,
     pub signal: Option<String>,
     pub wall_ms: u64,

@@ -1,7 +1,8 @@
 //! Turning what the shim measured into what a client reads: a verdict and per-step reports.
 
-use crate::result::{StepReport, Verdict};
+use crate::result::{OutputEncoding, StepReport, Verdict};
 use crate::shim::{ShimRecord, StepOutcome, Termination};
+use base64::Engine as _;
 
 /// SIGXCPU: what RLIMIT_CPU's soft limit sends; a CPU time-out, not a crash.
 const SIGXCPU: i32 = 24;
@@ -44,11 +45,32 @@ pub fn step_verdict(step: &StepOutcome) -> Verdict {
     }
 }
 
+/// Output as the client gets it: text when it is UTF-8, base64 otherwise. When the output was
+/// cut at the cap, a character split by the cut is dropped rather than turning everything into
+/// base64.
+pub fn encode_output(bytes: &[u8], truncated: bool) -> (String, OutputEncoding) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_string(), OutputEncoding::Utf8),
+        Err(e) if truncated && e.error_len().is_none() => {
+            let text = std::str::from_utf8(&bytes[..e.valid_up_to()]).expect("valid prefix");
+            (text.to_string(), OutputEncoding::Utf8)
+        }
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+            OutputEncoding::Base64,
+        ),
+    }
+}
+
 /// The client-facing view of one step.
 pub fn report(step: &StepOutcome) -> StepReport {
+    let (stdout, stdout_encoding) = encode_output(&step.stdout.0, step.truncated);
+    let (stderr, stderr_encoding) = encode_output(&step.stderr.0, step.truncated);
     StepReport {
-        stdout: String::from_utf8_lossy(&step.stdout.0).into_owned(),
-        stderr: String::from_utf8_lossy(&step.stderr.0).into_owned(),
+        stdout,
+        stdout_encoding,
+        stderr,
+        stderr_encoding,
         exit_code: step.exit_code,
         signal: step.signal.map(signal_name),
         wall_ms: step.wall_ms,
@@ -209,9 +231,34 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_output_is_replaced_in_report() {
+    fn non_utf8_output_is_base64_with_a_marker() {
         let r = report(&step("run", Termination::Exited, Some(0), None));
-        assert_eq!(r.stderr, "\u{fffd}");
+        assert_eq!(
+            (r.stderr.as_str(), r.stderr_encoding),
+            ("/w==", OutputEncoding::Base64)
+        );
+        assert_eq!(
+            (r.stdout.as_str(), r.stdout_encoding),
+            ("out", OutputEncoding::Utf8)
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["stderr_encoding"], "base64");
+        assert!(
+            json.get("stdout_encoding").is_none(),
+            "utf8 is the unmarked default"
+        );
+    }
+
+    #[test]
+    fn a_character_split_by_truncation_is_dropped_not_base64() {
+        let bytes = "héé".as_bytes();
+        let cut = &bytes[..bytes.len() - 1];
+        assert_eq!(
+            encode_output(cut, true),
+            ("hé".to_string(), OutputEncoding::Utf8)
+        );
+        assert_eq!(encode_output(cut, false).1, OutputEncoding::Base64);
+        assert_eq!(encode_output(b"a\xffb", true).1, OutputEncoding::Base64);
     }
 
     #[test]

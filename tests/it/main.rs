@@ -8,5 +8,6 @@ mod dead_letters;
 mod errors;
 mod helpers;
 mod hostile;
+mod input_handling;
 mod languages;
 mod verdicts;
