@@ -8,6 +8,10 @@ use rce_protocol::shim::{SHIM_PATH, WORKSPACE_ROOT};
 use rce_protocol::topology::{Language, Sandbox};
 use std::collections::HashMap;
 
+/// The seccomp profile every container runs under (see docs/security.md): the engine's default
+/// (Docker 20.10) still allows io_uring, so the project ships its own.
+pub const SECCOMP_PROFILE: &str = include_str!("../seccomp/rce.json");
+
 /// Processes the container needs besides the job's: docker-init, the idle shim, the exec'd shim
 /// and its kill/cleanup helpers.
 pub const PIDS_OVERHEAD: u64 = 16;
@@ -77,7 +81,10 @@ pub fn container_body(
             nano_cpus: Some((sandbox.cpus * 1e9) as i64),
             cap_drop: Some(vec!["ALL".to_string()]),
             cap_add: Some(sandbox.capabilities.clone()),
-            security_opt: Some(vec!["no-new-privileges".to_string()]),
+            security_opt: Some(vec![
+                "no-new-privileges".to_string(),
+                format!("seccomp={SECCOMP_PROFILE}"),
+            ]),
             init: Some(true),
             ipc_mode: Some("private".to_string()),
             shm_size: Some(16 << 20),
@@ -111,15 +118,36 @@ mod tests {
         );
         assert_eq!(host.memory, Some(256 << 20));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
-        assert!(host
-            .security_opt
-            .unwrap()
-            .contains(&"no-new-privileges".to_string()));
+        let security = host.security_opt.unwrap();
+        assert!(security.contains(&"no-new-privileges".to_string()));
+        assert!(security.iter().any(|o| o.starts_with("seccomp={")));
         assert_eq!(host.init, Some(true));
         let tmpfs = host.tmpfs.unwrap();
         assert!(tmpfs["/work"].contains("nosuid") && tmpfs["/work"].contains("size=128m"));
         assert!(tmpfs["/tmp"].contains("nodev"));
         assert_eq!(body.labels.unwrap()["rce.language"], "python");
+    }
+
+    #[test]
+    fn seccomp_profile_denies_io_uring_and_namespaces() {
+        let profile: serde_json::Value = serde_json::from_str(SECCOMP_PROFILE).unwrap();
+        let denied: Vec<&str> = profile["syscalls"][0]["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        for syscall in [
+            "io_uring_setup",
+            "unshare",
+            "setns",
+            "bpf",
+            "userfaultfd",
+            "keyctl",
+            "ptrace",
+        ] {
+            assert!(denied.contains(&syscall), "{syscall} must be denied");
+        }
     }
 
     #[test]

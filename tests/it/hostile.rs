@@ -181,3 +181,52 @@ async fn daemon_that_outlives_the_job_is_killed() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kernel_attack_surface_is_denied() {
+    // Raw syscalls through ctypes: io_uring (allowed by the engine's default profile), new user
+    // and mount namespaces, userfaultfd, bpf. Each must fail with EPERM and leave no trace.
+    let src = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(name, nr, *args):
+    r = libc.syscall(nr, *args)
+    print(name, r, os.strerror(ctypes.get_errno()) if r < 0 else "ALLOWED")
+params = ctypes.create_string_buffer(120)
+attempt("io_uring_setup", 425, 4, params)
+attempt("unshare_user", 272, 0x10000000)
+attempt("unshare_mount", 272, 0x00020000)
+attempt("userfaultfd", 323, 0)
+attempt("bpf", 321, 0, 0, 0)
+attempt("keyctl", 250, 0, 0)
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print("fork", "works")
+"#;
+    let job = app().run_source("python", src, "").await;
+    assert_verdict(&job, "ok");
+    let out = job["run"]["stdout"].as_str().unwrap();
+    for name in [
+        "io_uring_setup",
+        "unshare_user",
+        "unshare_mount",
+        "userfaultfd",
+        "bpf",
+        "keyctl",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default();
+        assert!(
+            line.contains("-1 Operation not permitted"),
+            "{name} not denied: {line:?} in {job:#}"
+        );
+    }
+    assert!(
+        out.contains("fork works"),
+        "ordinary process creation still works: {job:#}"
+    );
+}
