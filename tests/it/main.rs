@@ -10,4 +10,5 @@ mod helpers;
 mod hostile;
 mod input_handling;
 mod languages;
+mod leaks;
 mod verdicts;

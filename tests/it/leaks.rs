@@ -1,0 +1,131 @@
+//! Information leaks: what a job can see of the host, the runner, the engine and the network.
+//! None of these tests sends a packet anywhere: network isolation is checked by the absence of
+//! any interface but loopback.
+
+use crate::helpers::{app, assert_verdict};
+
+async fn python(src: &str) -> serde_json::Value {
+    let job = app().run_source("python", src, "").await;
+    assert_verdict(&job, "ok");
+    job
+}
+
+fn stdout(job: &serde_json::Value) -> &str {
+    job["run"]["stdout"].as_str().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_is_an_explicit_allowlist() {
+    let job = python("import os\nfor k in sorted(os.environ): print(k)").await;
+    let allowed = [
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "PATH",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONNOUSERSITE",
+        "PYTHONSAFEPATH",
+        "TMPDIR",
+        "XDG_CACHE_HOME",
+    ];
+    for key in stdout(&job).lines() {
+        assert!(
+            allowed.contains(&key),
+            "{key} leaked into the job's environment: {job:#}"
+        );
+    }
+    let home = python("import os\nprint(os.environ['HOME'], os.getcwd())").await;
+    let line = stdout(&home).trim().to_string();
+    let (home_dir, cwd) = line.split_once(' ').unwrap();
+    assert_eq!(home_dir, cwd, "HOME is the workspace");
+    assert!(
+        cwd.starts_with("/work/") && cwd.len() > "/work/".len() + 16,
+        "unpredictable workspace name: {cwd}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_init_process_and_its_environment_are_out_of_reach() {
+    let job = python(
+        "import os\ntry:\n    open('/proc/1/environ').read(); print('READ')\nexcept OSError as e: print('denied', e.errno)\n\
+         try:\n    os.kill(1, 9); print('KILLED')\nexcept OSError as e: print('denied', e.errno)\nprint(os.getuid(), os.geteuid())",
+    )
+    .await;
+    let out = stdout(&job);
+    assert!(!out.contains("READ") && !out.contains("KILLED"), "{job:#}");
+    let ids: Vec<u32> = out
+        .lines()
+        .last()
+        .unwrap()
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        ids.iter().all(|&id| id >= 20000),
+        "the job is not root: {ids:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_docker_socket_no_network_no_new_privileges() {
+    let job = python(
+        "import os\nprint('sock', any(os.path.exists(p) for p in ['/var/run/docker.sock', '/run/docker.sock']))\n\
+         print('ifaces', sorted(os.listdir('/sys/class/net')))\n\
+         print([l for l in open('/proc/self/status') if l.startswith(('NoNewPrivs', 'CapEff', 'Seccomp:'))])",
+    )
+    .await;
+    let out = stdout(&job);
+    assert!(out.contains("sock False"), "{job:#}");
+    assert!(
+        out.contains("ifaces ['lo']"),
+        "only loopback, so no egress is possible: {job:#}"
+    );
+    assert!(out.contains("NoNewPrivs:\\t1"), "{job:#}");
+    assert!(
+        out.contains("CapEff:\\t0000000000000000"),
+        "no capabilities at all: {job:#}"
+    );
+    assert!(
+        out.contains("Seccomp:\\t2"),
+        "a seccomp filter is active: {job:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_only_paths_devices_and_kernel_interfaces() {
+    let src = r#"
+import os
+for path in ['/etc/evil', '/usr/bin/evil', '/work/evil', '/proc/sys/kernel/hostname', '/sys/kernel/evil', '/evil']:
+    try:
+        open(path, 'w').write('x'); print('WROTE', path)
+    except OSError as e:
+        print('denied', path)
+for path in ['/proc/kcore', '/dev/mem', '/dev/kmsg', '/dev/sda', '/proc/sysrq-trigger']:
+    try:
+        open(path, 'rb').read(1); print('READ', path)
+    except OSError:
+        print('denied', path)
+print('devices', sorted(os.listdir('/dev')))
+"#;
+    let job = python(src).await;
+    let out = stdout(&job);
+    assert!(!out.contains("WROTE") && !out.contains("READ"), "{job:#}");
+    for dangerous in ["'mem'", "'kmsg'", "'sda'", "'kcore'"] {
+        assert!(!out.contains(dangerous), "{dangerous} exposed: {job:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn other_processes_cannot_be_traced() {
+    let src = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.ptrace(16, 1, 0, 0)  # PTRACE_ATTACH to the init process
+print('ptrace', r, ctypes.get_errno())
+"#;
+    let job = python(src).await;
+    assert!(
+        stdout(&job).contains("ptrace -1 1"),
+        "EPERM expected: {job:#}"
+    );
+}
