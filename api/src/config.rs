@@ -25,9 +25,7 @@ pub struct ApiConfig {
     pub wait_margin: Duration,
 }
 
-fn var(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
+use rce_service::env::var_or as var;
 
 fn number(name: &str, default: u64) -> anyhow::Result<u64> {
     var(name, &default.to_string())

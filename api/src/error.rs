@@ -48,6 +48,13 @@ impl ApiError {
             format!("{what} not found"),
         )
     }
+    /// 503 when Redis, which holds every job record, does not answer.
+    pub fn store_unavailable() -> Self {
+        Self::unavailable(
+            "store_unavailable",
+            "job storage is unavailable; retry shortly",
+        )
+    }
     /// 503 for anything the client can retry once our dependencies are back.
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message).retry_after(2)

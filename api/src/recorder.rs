@@ -82,7 +82,7 @@ async fn consume(
         };
         match store.record(&result).await {
             Ok(kept) => {
-                tracing::info!(job_id = %result.id, verdict = ?result.verdict, kept, "result recorded");
+                tracing::info!(job_id = %result.id, verdict = result.verdict.as_str(), kept, "result recorded");
                 delivery.acker.ack(BasicAckOptions::default()).await?;
             }
             Err(e) => {

@@ -43,6 +43,22 @@ pub enum Verdict {
     InternalError,
 }
 
+impl Verdict {
+    /// The verdict as it appears in JSON, for metric labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::CompileError => "compile_error",
+            Self::RuntimeError => "runtime_error",
+            Self::TimeLimitExceeded => "time_limit_exceeded",
+            Self::MemoryLimitExceeded => "memory_limit_exceeded",
+            Self::OutputLimitExceeded => "output_limit_exceeded",
+            Self::Cancelled => "cancelled",
+            Self::InternalError => "internal_error",
+        }
+    }
+}
+
 /// How an output field is written in JSON.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,4 +116,34 @@ pub struct ResultMessage {
     /// Which runner and container ran it: for operators chasing a bad container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_json() {
+        for v in [
+            Verdict::Ok,
+            Verdict::CompileError,
+            Verdict::RuntimeError,
+            Verdict::TimeLimitExceeded,
+            Verdict::MemoryLimitExceeded,
+            Verdict::OutputLimitExceeded,
+            Verdict::Cancelled,
+            Verdict::InternalError,
+        ] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+        }
+        for s in [
+            JobStatus::Queued,
+            JobStatus::Running,
+            JobStatus::Completed,
+            JobStatus::Cancelled,
+            JobStatus::Failed,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
 }

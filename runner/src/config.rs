@@ -25,9 +25,7 @@ pub struct RunnerConfig {
     pub shutdown_grace: Duration,
 }
 
-fn var(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
+use rce_service::env::var_or as var;
 
 impl RunnerConfig {
     pub fn from_env() -> anyhow::Result<Self> {

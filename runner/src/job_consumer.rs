@@ -120,14 +120,14 @@ async fn handle(delivery: Delivery, pool: Arc<LanguagePool>, ctx: JobContext) {
         }
         ctx.metrics
             .jobs
-            .with_label_values(&[language.as_str(), verdict_label(verdict)])
+            .with_label_values(&[language.as_str(), verdict.as_str()])
             .inc();
         ctx.metrics
             .job_seconds
             .with_label_values(&[language.as_str()])
             .observe(started.elapsed().as_secs_f64());
         tracing::info!(
-            verdict = verdict_label(verdict),
+            verdict = verdict.as_str(),
             ms = started.elapsed().as_millis() as u64,
             "job finished"
         );
@@ -176,19 +176,5 @@ async fn reject(delivery: &Delivery, ctx: &JobContext, reason: &str) {
     let options = BasicRejectOptions { requeue: false };
     if let Err(e) = delivery.acker.reject(options).await {
         tracing::error!(error = %e, "could not reject the delivery");
-    }
-}
-
-/// The verdict as it appears in JSON, for metric labels and logs.
-pub fn verdict_label(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Ok => "ok",
-        Verdict::CompileError => "compile_error",
-        Verdict::RuntimeError => "runtime_error",
-        Verdict::TimeLimitExceeded => "time_limit_exceeded",
-        Verdict::MemoryLimitExceeded => "memory_limit_exceeded",
-        Verdict::OutputLimitExceeded => "output_limit_exceeded",
-        Verdict::Cancelled => "cancelled",
-        Verdict::InternalError => "internal_error",
     }
 }

@@ -68,10 +68,7 @@ pub async fn submit(
     };
     state.store.create(&job).await.map_err(|e| {
         tracing::error!(job_id = %id, error = %e, "redis refused the job record");
-        ApiError::unavailable(
-            "store_unavailable",
-            "job storage is unavailable; retry shortly",
-        )
+        ApiError::store_unavailable()
     })?;
     let done = wait.then(|| state.completions.register(&id));
     let payload = serde_json::to_vec(&job).expect("a job always serializes");
@@ -137,12 +134,11 @@ pub async fn submit(
     if tokio::time::timeout(budget, done).await.is_err() {
         state.completions.forget(&id);
     }
-    let view = state.store.get(&id).await.map_err(|_| {
-        ApiError::unavailable(
-            "store_unavailable",
-            "job storage is unavailable; retry shortly",
-        )
-    })?;
+    let view = state
+        .store
+        .get(&id)
+        .await
+        .map_err(|_| ApiError::store_unavailable())?;
     state
         .metrics
         .submit_seconds
@@ -159,12 +155,11 @@ pub async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = state.store.get(&id).await.map_err(|_| {
-        ApiError::unavailable(
-            "store_unavailable",
-            "job storage is unavailable; retry shortly",
-        )
-    })?;
+    let view = state
+        .store
+        .get(&id)
+        .await
+        .map_err(|_| ApiError::store_unavailable())?;
     match view {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(ApiError::not_found("job")),
