@@ -43,13 +43,16 @@ pub fn container_body(
             WORKSPACE_ROOT.to_string(),
             // `exec`: Docker mounts tmpfs noexec by default, and compiled programs run from here.
             format!(
-                "rw,exec,nosuid,nodev,size={}m,mode=0711",
-                sandbox.workspace_tmpfs_mb
+                "rw,exec,nosuid,nodev,size={}m,nr_inodes={},mode=0711",
+                sandbox.workspace_tmpfs_mb, sandbox.tmpfs_inodes
             ),
         ),
         (
             "/tmp".to_string(),
-            format!("rw,nosuid,nodev,size={}m,mode=1777", sandbox.tmp_tmpfs_mb),
+            format!(
+                "rw,nosuid,nodev,size={}m,nr_inodes={},mode=1777",
+                sandbox.tmp_tmpfs_mb, sandbox.tmpfs_inodes
+            ),
         ),
     ]);
     let labels = HashMap::from([
@@ -124,7 +127,12 @@ mod tests {
         assert_eq!(host.init, Some(true));
         let tmpfs = host.tmpfs.unwrap();
         assert!(tmpfs["/work"].contains("nosuid") && tmpfs["/work"].contains("size=128m"));
+        assert!(tmpfs["/work"].contains("nr_inodes=16384"));
         assert!(tmpfs["/tmp"].contains("nodev"));
+        assert!(
+            tmpfs["/tmp"].contains("nr_inodes=16384"),
+            "inode fill ends in ENOSPC, not OOM"
+        );
         assert_eq!(body.labels.unwrap()["rce.language"], "python");
     }
 

@@ -78,6 +78,7 @@ pub struct Sandbox {
     pub cpus: f64,
     pub workspace_tmpfs_mb: u64,
     pub tmp_tmpfs_mb: u64,
+    pub tmpfs_inodes: u64,
     pub uid_base: u32,
     pub uid_span: u32,
     pub max_jobs_per_container: u64,
