@@ -92,7 +92,7 @@ pub fn container_body(
             ipc_mode: Some("private".to_string()),
             shm_size: Some(16 << 20),
             log_config: Some(log_config),
-            runtime: Some(sandbox.runtime.clone()),
+            runtime: Some(language.runtime.clone()),
             ..Default::default()
         }),
         ..Default::default()

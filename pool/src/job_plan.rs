@@ -63,6 +63,7 @@ pub fn shim_job(job: &JobMessage, language: &Language, sandbox: &Sandbox, uid: u
             })
             .collect(),
         steps,
+        baseline: None,
     }
 }
 

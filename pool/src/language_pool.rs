@@ -15,7 +15,7 @@ use rce_protocol::job::JobMessage;
 use rce_protocol::shim::ShimRecord;
 use rce_protocol::topology::{Language, Sandbox, Topology};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,24 @@ pub struct PoolStatus {
     /// Jobs waiting for a container.
     pub waiting: usize,
     pub max: usize,
+    /// Containers destroyed since start, by why: the shim could not prove the container back at
+    /// rest (`unclean`), the job failed in it (`failed`), or it had run its share (`recycled`).
+    pub retired: Retirements,
+}
+
+/// Counts of retired containers; see [`PoolStatus::retired`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retirements {
+    pub unclean: u64,
+    pub failed: u64,
+    pub recycled: u64,
+}
+
+#[derive(Default)]
+struct RetirementCounters {
+    unclean: AtomicU64,
+    failed: AtomicU64,
+    recycled: AtomicU64,
 }
 
 /// Warm containers for one language.
@@ -40,6 +58,7 @@ pub struct LanguagePool {
     docker: Docker,
     language: Language,
     sandbox: Sandbox,
+    retired: RetirementCounters,
 }
 
 impl LanguagePool {
@@ -62,6 +81,7 @@ impl LanguagePool {
             docker,
             language,
             sandbox,
+            retired: RetirementCounters::default(),
         })
     }
 
@@ -89,6 +109,11 @@ impl LanguagePool {
             idle: s.available,
             waiting: s.waiting,
             max: s.max_size,
+            retired: Retirements {
+                unclean: self.retired.unclean.load(Ordering::Relaxed),
+                failed: self.retired.failed.load(Ordering::Relaxed),
+                recycled: self.retired.recycled.load(Ordering::Relaxed),
+            },
         }
     }
 
@@ -107,18 +132,21 @@ impl LanguagePool {
     pub async fn run(self: &Arc<Self>, job: &JobMessage) -> Result<ShimRecord, PoolError> {
         let mut container = self.checkout().await?;
         let result = self.run_in(&mut container, job).await;
-        match &result {
-            Ok(record) if record.clean => {}
+        let counter = match &result {
+            Ok(record) if record.clean => &self.retired.recycled,
             Ok(_) => {
                 tracing::warn!(container = %container.name, "shim could not verify cleanup");
                 container.healthy = false;
+                &self.retired.unclean
             }
             Err(e) => {
                 tracing::warn!(container = %container.name, error = %e, "job failed in container");
                 container.healthy = false;
+                &self.retired.failed
             }
-        }
+        };
         if !container.healthy || container.jobs_run >= self.sandbox.max_jobs_per_container {
+            counter.fetch_add(1, Ordering::Relaxed);
             self.retire(container);
         }
         result
@@ -146,7 +174,8 @@ impl LanguagePool {
         }
         let uid = job_uid(&self.sandbox, c.slot, c.jobs_run);
         c.jobs_run += 1;
-        let plan = shim_job(job, &self.language, &self.sandbox, uid);
+        let mut plan = shim_job(job, &self.language, &self.sandbox, uid);
+        plan.baseline = Some(c.baseline.clone());
         let deadline = Duration::from_millis(deadline_ms(&plan));
         run_shim(&self.docker, &c.id, &plan, deadline).await
     }
@@ -201,6 +230,30 @@ impl Pools {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<LanguagePool>> {
         self.by_language.values()
+    }
+
+    /// Checks that the engine has the OCI runtime of every language, so a topology naming one
+    /// it lacks (gVisor's `runsc` on a host without it) fails at start with the reason, not as
+    /// a container-create error per job.
+    pub async fn check_runtimes(&self) -> Result<(), PoolError> {
+        let info = self.docker.info().await?;
+        let available: Vec<String> = info
+            .runtimes
+            .map(|r| r.into_keys().collect())
+            .unwrap_or_default();
+        for pool in self.iter() {
+            let wanted = &pool.language().runtime;
+            if !available.contains(wanted) {
+                return Err(PoolError::Unavailable {
+                    language: pool.language().id.clone(),
+                    reason: format!(
+                        "the docker engine has no OCI runtime {wanted:?} (it has: {})",
+                        available.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Warms every pool concurrently; the first error is returned after all have tried.

@@ -13,7 +13,7 @@ pub mod language_pool;
 pub mod warm_container;
 
 pub use error::PoolError;
-pub use language_pool::{LanguagePool, PoolStatus, Pools};
+pub use language_pool::{LanguagePool, PoolStatus, Pools, Retirements};
 pub use warm_container::WarmContainer;
 
 /// Label keys every managed container carries, so a restarted runner can find what it orphaned.

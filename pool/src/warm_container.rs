@@ -2,14 +2,22 @@
 
 use crate::container_spec::container_body;
 use crate::error::PoolError;
+use bollard::container::LogOutput;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+    CreateContainerOptionsBuilder, LogsOptions, RemoveContainerOptionsBuilder,
+    StartContainerOptions,
 };
 use bollard::Docker;
 use deadpool::managed::{Manager, Metrics, RecycleError, RecycleResult};
+use futures_util::StreamExt;
+use rce_protocol::shim::{Baseline, ShimMessage};
 use rce_protocol::topology::{Language, Sandbox};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a new container may take to report its resting state.
+const BASELINE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running, hardened container waiting for (or running) exactly one job.
 #[derive(Debug)]
@@ -23,6 +31,8 @@ pub struct WarmContainer {
     pub memory_mb: u64,
     /// Cleared when the container can no longer be trusted with a job.
     pub healthy: bool,
+    /// Its resting state, measured before any job ran; every job's shim checks it returned there.
+    pub baseline: Baseline,
 }
 
 /// Creates containers for one language; recycling refuses containers that are unhealthy or have
@@ -42,14 +52,19 @@ impl ContainerManager {
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         let body = container_body(&self.language, &self.sandbox, &self.runner_id);
         let created = self.docker.create_container(Some(options), body).await?;
-        if let Err(e) = self
-            .docker
-            .start_container(&created.id, None::<StartContainerOptions>)
-            .await
-        {
-            remove_container(&self.docker, &created.id).await;
-            return Err(e.into());
-        }
+        let started = async {
+            self.docker
+                .start_container(&created.id, None::<StartContainerOptions>)
+                .await?;
+            read_baseline(&self.docker, &created.id).await
+        };
+        let baseline = match started.await {
+            Ok(baseline) => baseline,
+            Err(e) => {
+                remove_container(&self.docker, &created.id).await;
+                return Err(e);
+            }
+        };
         tracing::debug!(container = %name, language = %self.language.id, "warm container started");
         Ok(WarmContainer {
             id: created.id,
@@ -61,8 +76,43 @@ impl ContainerManager {
                 &self.language.default_limits,
             ),
             healthy: true,
+            baseline,
         })
     }
+}
+
+/// The resting state `rce-shim idle` prints as the first line of the container's log. Only the
+/// idle shim writes there before the first job, and jobs never can: their output goes to pipes
+/// of the exec'd shim.
+async fn read_baseline(docker: &Docker, id: &str) -> Result<Baseline, PoolError> {
+    let options = LogsOptions {
+        follow: true,
+        stdout: true,
+        ..Default::default()
+    };
+    let mut logs = docker.logs(id, Some(options));
+    let mut line = Vec::new();
+    let read = async {
+        while let Some(frame) = logs.next().await {
+            if let LogOutput::StdOut { message } | LogOutput::Console { message } = frame? {
+                line.extend_from_slice(&message);
+                if line.contains(&b'\n') {
+                    break;
+                }
+            }
+        }
+        let first = line.split(|b| *b == b'\n').next().unwrap_or_default();
+        match serde_json::from_slice::<ShimMessage>(first) {
+            Ok(ShimMessage::Baseline(baseline)) => Ok(baseline),
+            _ => Err(PoolError::Stream(format!(
+                "the container's first log line is not its baseline: {:?}",
+                String::from_utf8_lossy(&first[..first.len().min(200)])
+            ))),
+        }
+    };
+    tokio::time::timeout(BASELINE_TIMEOUT, read)
+        .await
+        .map_err(|_| PoolError::Stream("the container reported no baseline".into()))?
 }
 
 impl Manager for ContainerManager {

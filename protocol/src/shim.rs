@@ -24,7 +24,34 @@ pub struct ShimJob {
     pub files: Vec<ShimFile>,
     /// Run in order; a step that does not exit 0 (or hits a limit) stops the rest.
     pub steps: Vec<ShimStep>,
+    /// What the container looked like before its first job; after cleanup the shim checks it
+    /// is back to exactly this, and reports the job unclean otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
 }
+
+/// The resting state of a warm container, measured by `rce-shim idle` as it starts (before any
+/// job) and printed as its first line: the container's log, which jobs cannot write to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Processes in the container, the measuring one included (docker-init and the idle shim).
+    /// The exec'd shim compares it with the count excluding itself.
+    pub processes: u32,
+    /// Usage of every writable filesystem.
+    pub mounts: Vec<MountUsage>,
+}
+
+/// Used space and inodes of one writable filesystem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountUsage {
+    pub path: String,
+    pub used_blocks: u64,
+    pub used_inodes: u64,
+}
+
+/// The writable filesystems of a container whose usage must return to the baseline after each
+/// job: the workspace tmpfs, /tmp and the shared-memory tmpfs.
+pub const WRITABLE_MOUNTS: [&str; 3] = [WORKSPACE_ROOT, "/tmp", "/dev/shm"];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ShimFile {
@@ -69,6 +96,8 @@ pub struct StepLimits {
 pub enum ShimMessage {
     /// The final record of the job. Always the last line.
     Record(ShimRecord),
+    /// `rce-shim idle`'s first line (in the container log), never part of an exec's output.
+    Baseline(Baseline),
 }
 
 /// What happened to the job, measured by the shim.
@@ -142,6 +171,7 @@ pub fn parse_record(stdout: &[u8]) -> Result<ShimRecord, RecordError> {
         .ok_or(RecordError::Missing(stdout.len()))?;
     match serde_json::from_slice::<ShimMessage>(last)? {
         ShimMessage::Record(record) => Ok(record),
+        ShimMessage::Baseline(_) => Err(RecordError::Missing(stdout.len())),
     }
 }
 

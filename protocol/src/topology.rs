@@ -120,6 +120,10 @@ pub struct LanguageSpec {
     pub pool: usize,
     #[serde(default)]
     pub limits: LimitOverrides,
+    /// OCI runtime for this language's containers, instead of `sandbox.runtime`: e.g. `runsc`
+    /// (gVisor) for the languages most exposed to kernel exploits, where the engine has it.
+    #[serde(default)]
+    pub runtime: Option<String>,
 }
 
 /// A language with its limits merged over the global table: what api and runner use.
@@ -138,6 +142,8 @@ pub struct Language {
     pub default_limits: Limits,
     pub max_limits: Limits,
     pub compile_limits: Limits,
+    /// The OCI runtime its containers run under (its own or the sandbox's).
+    pub runtime: String,
 }
 
 /// The tag every image is built and run under; bump when the image contract changes.
@@ -273,6 +279,10 @@ impl Topology {
             default_limits: spec.limits.default.over(self.limits.default),
             max_limits: spec.limits.max.over(self.limits.max),
             compile_limits: spec.limits.compile.over(self.limits.compile),
+            runtime: spec
+                .runtime
+                .clone()
+                .unwrap_or_else(|| self.sandbox.runtime.clone()),
         })
     }
 
@@ -344,6 +354,20 @@ mod tests {
             .unwrap()
             .compile_argv("main.py")
             .is_none());
+    }
+
+    #[test]
+    fn runtime_is_per_language_or_the_sandbox_default() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"))
+                .unwrap()
+                .replace(
+                    "    image: rce-bash\n",
+                    "    image: rce-bash\n    runtime: runsc\n",
+                );
+        let t = Topology::parse(&text, "t.yaml").unwrap();
+        assert_eq!(t.language("bash").unwrap().runtime, "runsc");
+        assert_eq!(t.language("python").unwrap().runtime, t.sandbox.runtime);
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> an
     if pools.iter().next().is_none() {
         anyhow::bail!("RCE_RUNNER_LANGUAGES names no language of the topology");
     }
+    pools
+        .check_runtimes()
+        .await
+        .context("checking the OCI runtimes topology.yaml asks for")?;
     let orphans = pools
         .remove_all_containers()
         .await
@@ -126,6 +130,7 @@ fn metrics_router(metrics: RunnerMetrics, pools: Pools) -> axum::Router {
                             .containers
                             .with_label_values(&[id, "busy"])
                             .set((s.size - s.idle) as i64);
+                        metrics.observe_retirements(id, s.retired);
                     }
                     metrics.render()
                 }

@@ -13,6 +13,9 @@ pub struct RunnerMetrics {
     pub containers: IntGaugeVec,
     /// Deliveries rejected to the dead-letter exchange, by reason.
     pub rejected: IntCounterVec,
+    /// Containers destroyed, by language and reason (`unclean`, `failed`, `recycled`): a rising
+    /// `unclean` means jobs leave something the cleanup cannot remove.
+    pub retired: IntCounterVec,
 }
 
 impl RunnerMetrics {
@@ -45,11 +48,20 @@ impl RunnerMetrics {
             &["reason"],
         )
         .expect("valid metric");
+        let retired = IntCounterVec::new(
+            Opts::new(
+                "rce_pool_containers_retired_total",
+                "Containers destroyed and replaced",
+            ),
+            &["language", "reason"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(job_seconds.clone()),
             Box::new(containers.clone()),
             Box::new(rejected.clone()),
+            Box::new(retired.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
@@ -59,6 +71,19 @@ impl RunnerMetrics {
             job_seconds,
             containers,
             rejected,
+            retired,
+        }
+    }
+
+    /// Brings the retirement counters up to the pool's own totals.
+    pub fn observe_retirements(&self, language: &str, totals: rce_pool::Retirements) {
+        for (reason, total) in [
+            ("unclean", totals.unclean),
+            ("failed", totals.failed),
+            ("recycled", totals.recycled),
+        ] {
+            let counter = self.retired.with_label_values(&[language, reason]);
+            counter.inc_by(total.saturating_sub(counter.get()));
         }
     }
 

@@ -2,12 +2,13 @@
 //! process of the uid, remove what the job left, and produce the record. Every failure becomes
 //! part of the record (the runner must always get one); nothing here prints.
 
+use crate::baseline;
 use crate::cleanup;
 use crate::reaper::{self, Reaper};
 use crate::step;
 use crate::sys;
 use crate::workspace;
-use rce_protocol::shim::{ShimJob, ShimRecord};
+use rce_protocol::shim::{Baseline, ShimJob, ShimRecord};
 use rce_protocol::SCHEMA_VERSION;
 
 /// Uids below this are system accounts (and 0 is root): a job never runs as one.
@@ -89,7 +90,8 @@ pub fn run(input: Vec<u8>) -> ShimRecord {
                     eprintln!("rce-shim: removing {}: {err}", p.display());
                 }
             }
-            let clean = cleanup::verify(uid, e.partial.as_deref()).clean();
+            let clean = cleanup::verify(uid, e.partial.as_deref()).clean()
+                && back_at_rest(job.baseline.as_ref());
             return failed(job.job_id, format!("workspace: {}", e.message), clean);
         }
     };
@@ -116,12 +118,26 @@ pub fn run(input: Vec<u8>) -> ShimRecord {
     for p in &left.problems {
         eprintln!("rce-shim: not clean: {p}");
     }
+    let at_rest = back_at_rest(job.baseline.as_ref());
     ShimRecord {
         job_id: job.job_id,
         steps: outcomes,
-        clean: all_killed && left.clean(),
+        clean: all_killed && left.clean() && at_rest,
         error: (!errors.is_empty()).then(|| errors.join("; ")),
     }
+}
+
+/// Whether the container is back to its resting state (true when there is none to compare with:
+/// a runner that does not send one relies on the uid checks alone).
+fn back_at_rest(rest: Option<&Baseline>) -> bool {
+    let Some(rest) = rest else {
+        return true;
+    };
+    let problems = baseline::differences(rest, &baseline::measure());
+    for p in &problems {
+        eprintln!("rce-shim: not at rest: {p}");
+    }
+    problems.is_empty()
 }
 
 #[cfg(test)]

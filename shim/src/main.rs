@@ -7,6 +7,7 @@
 //! The protocol lives in `rce_protocol::shim`; the sandbox it implements is described in
 //! design.md ("Sandbox model").
 
+mod baseline;
 mod cleanup;
 mod command;
 mod idle;

@@ -809,3 +809,15 @@ pub fn wait_signal(sigs: &[i32]) -> io::Result<i32> {
     }
     Ok(sig)
 }
+
+/// Used blocks and used inodes of the filesystem holding `path`.
+pub fn fs_usage(path: &CStr) -> io::Result<(u64, u64)> {
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs only writes into `st`, which we own; `path` is a valid C string.
+    cvt(unsafe { libc::statvfs(path.as_ptr(), &mut st) })?;
+    Ok((
+        st.f_blocks.saturating_sub(st.f_bfree),
+        st.f_files.saturating_sub(st.f_ffree),
+    ))
+}

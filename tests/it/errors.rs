@@ -113,9 +113,12 @@ async fn languages_lists_the_topology() {
             "go",
             "java",
             "javascript",
+            "javascript_solo",
             "python",
+            "python_solo",
             "rust"
-        ]
+        ],
+        "the repository's languages and the tests' solo copies"
     );
     let c = list
         .as_array()

@@ -49,6 +49,26 @@ fn repo_root() -> std::path::PathBuf {
         .to_path_buf()
 }
 
+/// Languages that exist only in the tests' topology: a copy of a real language with a pool of
+/// one container, so every job in it runs in the same container. Cross-job tests use them to
+/// know that job B ran where job A did.
+pub const SOLO: [(&str, &str); 2] = [("python_solo", "python"), ("javascript_solo", "javascript")];
+
+/// The repository's topology.yaml plus the [`SOLO`] languages, written to a file of this run.
+fn test_topology() -> String {
+    let text = std::fs::read_to_string(repo_root().join("topology.yaml")).unwrap();
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let languages = doc["languages"].as_mapping_mut().unwrap();
+    for (solo, of) in SOLO {
+        let mut spec = languages[of].clone();
+        spec["pool"] = 1.into();
+        languages.insert(solo.into(), spec);
+    }
+    let path = std::env::temp_dir().join(format!("rce-it-topology-{}.yaml", std::process::id()));
+    std::fs::write(&path, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    path.display().to_string()
+}
+
 /// Starts (once) and returns the shared stack; waits until the api is ready and the runner's
 /// pools are warm.
 pub fn stack() -> &'static TestStack {
@@ -58,7 +78,7 @@ pub fn stack() -> &'static TestStack {
         rabbitmqctl(&["set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"]);
         let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{VHOST}");
         let redis = format!("redis://127.0.0.1:6379/{REDIS_DB}");
-        let topology = repo_root().join("topology.yaml").display().to_string();
+        let topology = test_topology();
         let (api_port, metrics_port) = (free_port(), free_port());
         let api_config = rce_api::config::ApiConfig {
             addr: format!("127.0.0.1:{api_port}").parse().unwrap(),

@@ -230,3 +230,57 @@ print("fork", "works")
         "ordinary process creation still works: {job:#}"
     );
 }
+
+/// A compile bomb: the compile step ends within its own limits as `compile_error`, and the
+/// language's next job compiles and runs.
+async fn compile_bomb(language: &str, source: &str) -> Value {
+    let app = app();
+    let job = app.run_source(language, source, "").await;
+    assert_verdict(&job, "compile_error");
+    let compile_wall = job["compile"]["wall_ms"].as_u64().unwrap();
+    assert!(
+        compile_wall <= 20_000 + 1_000,
+        "compile ran past its wall limit: {job:#}"
+    );
+    let hello = match language {
+        "c" => "#include <stdio.h>\nint main(void){puts(\"ok\");return 0;}",
+        _ => "#include <cstdio>\nint main(){std::puts(\"ok\");}",
+    };
+    let next = app.run_source(language, hello, "").await;
+    assert_verdict(&next, "ok");
+    job
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compile_bomb_including_dev_urandom() {
+    // The preprocessor reads an endless device: it must be stopped by the compile step's memory
+    // or time limit, not by the machine running out of either.
+    compile_bomb("c", "#include </dev/urandom>\nint main(void){return 0;}").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compile_bomb_template_explosion() {
+    // Every level instantiates two new distinct templates: 2^40 instantiations, each a few
+    // hundred bytes of compiler memory. Valid C++: without limits it would compile for ages.
+    let src = "template<int N, unsigned long long K> struct A {\n\
+                 static const unsigned long long v = A<N - 1, 2 * K>::v + A<N - 1, 2 * K + 1>::v;\n\
+               };\n\
+               template<unsigned long long K> struct A<0, K> { static const unsigned long long v = K; };\n\
+               int main() { return (int)(A<40, 1>::v & 1); }";
+    compile_bomb("cpp", src).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compile_bomb_huge_static_array() {
+    // A gigabyte of initialised data: the assembler's output is capped by RLIMIT_FSIZE and the
+    // workspace's size, the compiler by its memory limit.
+    let job = compile_bomb(
+        "c",
+        "char big[1 << 30] = {1};\nint main(void){return big[0] - 1;}",
+    )
+    .await;
+    assert!(
+        job["run"].is_null(),
+        "nothing ran after a failed compile: {job:#}"
+    );
+}

@@ -97,7 +97,9 @@ async fn read_only_paths_devices_and_kernel_interfaces() {
 import os
 for path in ['/etc/evil', '/usr/bin/evil', '/work/evil', '/proc/sys/kernel/hostname', '/sys/kernel/evil', '/evil']:
     try:
-        open(path, 'w').write('x'); print('WROTE', path)
+        with open(path, 'w') as f:
+            f.write('x')
+        print('WROTE', path)
     except OSError as e:
         print('denied', path)
 for path in ['/proc/kcore', '/dev/mem', '/dev/kmsg', '/dev/sda', '/proc/sysrq-trigger']:
@@ -128,4 +130,89 @@ print('ptrace', r, ctypes.get_errno())
         stdout(&job).contains("ptrace -1 1"),
         "EPERM expected: {job:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_init_process_is_not_writable_and_there_is_no_tty() {
+    let src = r#"
+import os
+for path in ['/proc/1/mem', '/proc/1/attr/current', '/proc/1/oom_score_adj', '/proc/1/root/etc/evil']:
+    try:
+        with open(path, 'wb', buffering=0) as f:
+            f.write(b'x')
+        print('WROTE', path)
+    except OSError as e:
+        print('denied', path)
+print('isatty', [os.isatty(fd) for fd in (0, 1, 2)])
+try:
+    open('/dev/tty'); print('TTY')
+except OSError as e:
+    print('no tty', e.errno)
+print('ctty', open('/proc/self/stat').read().rsplit(')', 1)[1].split()[4])
+"#;
+    let job = python(src).await;
+    let out = stdout(&job);
+    assert!(!out.contains("WROTE") && !out.contains("TTY"), "{job:#}");
+    assert!(
+        out.contains("isatty [False, False, False]"),
+        "stdio are pipes: {job:#}"
+    );
+    assert!(out.contains("ctty 0"), "no controlling terminal: {job:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_egress_by_address_or_by_name() {
+    // No interface but loopback: a connect fails locally without a packet leaving.
+    let src = r#"
+import socket
+for addr in [('1.1.1.1', 53), ('8.8.8.8', 443), ('10.0.0.1', 80)]:
+    try:
+        socket.create_connection(addr, timeout=2); print('CONNECTED', addr)
+    except OSError as e:
+        print('unreachable', addr[0], e.errno)
+try:
+    socket.getaddrinfo('example.com', 443); print('RESOLVED')
+except OSError as e:
+    print('no dns', type(e).__name__)
+"#;
+    let job = python(src).await;
+    let out = stdout(&job);
+    assert!(
+        !out.contains("CONNECTED") && !out.contains("RESOLVED"),
+        "{job:#}"
+    );
+    assert_eq!(out.matches("unreachable").count(), 3, "{job:#}");
+    assert!(out.contains("no dns"), "{job:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mounts_and_setuid_binaries_give_nothing() {
+    // mount(2) directly, then the setuid-root helpers of the base system: with no-new-privileges
+    // they run as the job's uid and fail.
+    let src = r#"
+import ctypes, os, subprocess
+os.mkdir('m')
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.mount(b'none', b'm', b'tmpfs', 0, None)
+print('mount(2)', r, ctypes.get_errno())
+found = subprocess.run('find / -xdev -perm -4000 -type f', shell=True, capture_output=True, text=True)
+print('setuid', found.stdout.split())
+for name, argv in [('mount(8)', ['mount', '-t', 'tmpfs', 'none', 'm']),
+                   ('su', ['su', '-c', 'id', 'root']),
+                   ('unshare', ['unshare', '-r', 'id']),
+                   ('newgrp', ['newgrp', 'root'])]:
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=5)
+    print(name, 'SUCCEEDED' if p.returncode == 0 else 'failed')
+print(os.getuid())
+"#;
+    let job = python(src).await;
+    let out = stdout(&job);
+    assert!(out.contains("mount(2) -1 1"), "EPERM expected: {job:#}");
+    assert!(
+        out.contains("/usr/bin/su"),
+        "the image does have setuid binaries to try: {job:#}"
+    );
+    assert!(!out.contains("SUCCEEDED"), "{job:#}");
+    let uid: u32 = out.lines().last().unwrap().parse().unwrap();
+    assert!(uid >= 20000, "{job:#}");
 }
