@@ -231,9 +231,9 @@ print("fork", "works")
     );
 }
 
-/// A compile bomb: the compile step ends within its own limits as `compile_error`, and the
-/// language's next job compiles and runs.
-async fn compile_bomb(language: &str, source: &str) -> Value {
+/// A compile bomb: the compile step ends within its own limits as `compile_error`, its stderr
+/// shows the compiler was stopped (`evidence`), and the language's next job compiles and runs.
+async fn compile_bomb(language: &str, source: &str, evidence: &str) -> Value {
     let app = app();
     let job = app.run_source(language, source, "").await;
     assert_verdict(&job, "compile_error");
@@ -241,6 +241,13 @@ async fn compile_bomb(language: &str, source: &str) -> Value {
     assert!(
         compile_wall <= 20_000 + 1_000,
         "compile ran past its wall limit: {job:#}"
+    );
+    assert!(
+        job["compile"]["stderr"]
+            .as_str()
+            .unwrap()
+            .contains(evidence),
+        "the compiler was not stopped by a limit: {job:#}"
     );
     let hello = match language {
         "c" => "#include <stdio.h>\nint main(void){puts(\"ok\");return 0;}",
@@ -255,7 +262,12 @@ async fn compile_bomb(language: &str, source: &str) -> Value {
 async fn compile_bomb_including_dev_urandom() {
     // The preprocessor reads an endless device: it must be stopped by the compile step's memory
     // or time limit, not by the machine running out of either.
-    compile_bomb("c", "#include </dev/urandom>\nint main(void){return 0;}").await;
+    compile_bomb(
+        "c",
+        "#include </dev/urandom>\nint main(void){return 0;}",
+        "Killed signal terminated program cc1",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -267,7 +279,7 @@ async fn compile_bomb_template_explosion() {
                };\n\
                template<unsigned long long K> struct A<0, K> { static const unsigned long long v = K; };\n\
                int main() { return (int)(A<40, 1>::v & 1); }";
-    compile_bomb("cpp", src).await;
+    compile_bomb("cpp", src, "Killed signal terminated program cc1plus").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -277,6 +289,7 @@ async fn compile_bomb_huge_static_array() {
     let job = compile_bomb(
         "c",
         "char big[1 << 30] = {1};\nint main(void){return big[0] - 1;}",
+        "File size limit exceeded",
     )
     .await;
     assert!(

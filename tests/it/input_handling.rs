@@ -104,3 +104,31 @@ async fn a_large_source_just_under_the_body_limit_runs() {
     assert_verdict(&job, "ok");
     assert_eq!(job["run"]["stdout"], "big\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arguments_reach_the_program_as_argv_never_through_a_shell() {
+    let args = [
+        "two words",
+        "$(touch /tmp/pwned)",
+        "`id`",
+        "; rm -rf ~",
+        "'quoted'\"",
+        "*",
+        "",
+        "-rf",
+        "ü\n",
+    ];
+    let job = app()
+        .run(json!({
+            "language": "python",
+            "source": "import json, os, sys\nprint(json.dumps(sys.argv[1:]))\nprint(os.path.exists('/tmp/pwned'))",
+            "args": args,
+        }))
+        .await;
+    assert_verdict(&job, "ok");
+    let out = job["run"]["stdout"].as_str().unwrap();
+    let (argv, pwned) = out.trim_end().rsplit_once('\n').unwrap();
+    let argv: Vec<String> = serde_json::from_str(argv).unwrap();
+    assert_eq!(argv, args, "every argument unchanged, none expanded");
+    assert_eq!(pwned, "False", "no substitution ran");
+}
