@@ -36,6 +36,9 @@ pub struct SubmitRequest {
     pub args: Vec<String>,
     #[serde(default)]
     pub limits: PartialLimits,
+    /// Keep the program's stdin open for input sent over the job's WebSocket.
+    #[serde(default)]
+    pub interactive: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +190,7 @@ pub fn admit(
         args: req.args,
         limits,
         created_at: now,
+        interactive: req.interactive,
     };
     Ok((job, language))
 }

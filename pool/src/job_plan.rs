@@ -64,6 +64,7 @@ pub fn shim_job(job: &JobMessage, language: &Language, sandbox: &Sandbox, uid: u
             .collect(),
         steps,
         baseline: None,
+        interactive: job.interactive,
     }
 }
 
@@ -96,6 +97,7 @@ mod tests {
             args: vec!["--a".into()],
             limits: lang.default_limits,
             created_at: chrono::Utc::now(),
+            interactive: false,
         }
     }
 

@@ -19,6 +19,10 @@ pub struct JobMessage {
     pub args: Vec<String>,
     pub limits: Limits,
     pub created_at: DateTime<Utc>,
+    /// The client sends more input while the program runs (WebSocket), so its stdin stays open
+    /// after `stdin` until the client closes it.
+    #[serde(default)]
+    pub interactive: bool,
 }
 
 /// A source file as the program will see it in its workspace.

@@ -1,9 +1,11 @@
 //! The conversation between a runner and the shim inside a container.
 //!
-//! The runner writes one [`ShimJob`] as JSON to the shim's stdin and closes it. The shim writes
-//! newline-delimited JSON [`ShimMessage`]s to its own stdout and nothing else; the job's processes
-//! never hold that descriptor (their stdout/stderr are pipes the shim reads), so a program cannot
-//! forge or interleave with the record. The last message is always a `record`.
+//! The runner writes one [`ShimJob`] as a single JSON line to the shim's stdin, then, on the same
+//! stdin, newline-delimited [`ShimControl`] lines (input for an interactive job, cancellation) for
+//! as long as the job runs. The shim writes newline-delimited JSON [`ShimMessage`]s to its own
+//! stdout and nothing else: `step` and `output` lines while the job runs (live output), and last
+//! a `record`. The job's processes never hold either descriptor (their stdio are pipes the shim
+//! owns), so a program can neither forge a message nor read the control channel.
 
 use crate::bytes::Base64Bytes;
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,10 @@ pub struct ShimJob {
     /// is back to exactly this, and reports the job unclean otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Baseline>,
+    /// Keep the run step's stdin open after `stdin` for [`ShimControl::Stdin`] input, until
+    /// [`ShimControl::StdinEof`] or the end of the control channel.
+    #[serde(default)]
+    pub interactive: bool,
 }
 
 /// The resting state of a warm container, measured by `rce-shim idle` as it starts (before any
@@ -98,6 +104,46 @@ pub enum ShimMessage {
     Record(ShimRecord),
     /// `rce-shim idle`'s first line (in the container log), never part of an exec's output.
     Baseline(Baseline),
+    /// A step started; the output that follows is its.
+    Step { name: String },
+    /// Output of the current step as the shim read it, within the output cap. Within one stream
+    /// the bytes are exactly the program's; across the two streams, chunks come in the order the
+    /// shim read them.
+    Output {
+        stream: OutputStream,
+        data: Base64Bytes,
+    },
+    /// The step reached its output cap: no more output follows for it.
+    Truncated { step: String },
+}
+
+/// Which of a step's output pipes a chunk came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+impl OutputStream {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+}
+
+/// One line the runner writes to the shim's stdin after the job line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ShimControl {
+    /// More input for an interactive job's run step (buffered if the run step has not started).
+    Stdin { data: Base64Bytes },
+    /// The interactive input is complete: the program reads end-of-file after what it was given.
+    StdinEof,
+    /// Stop the job now: the current step is killed and ends `cancelled`; no further step runs.
+    Cancel,
 }
 
 /// What happened to the job, measured by the shim.
@@ -133,6 +179,8 @@ pub enum Termination {
     OutputLimit,
     /// The program could not be started (e.g. the command does not exist).
     StartFailed,
+    /// The shim killed the step because the job was cancelled.
+    Cancelled,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,7 +210,8 @@ pub enum RecordError {
     Invalid(#[from] serde_json::Error),
 }
 
-/// Finds the record in everything the shim printed: the last non-empty line must be a record.
+/// Finds the record in everything the shim printed: the last non-empty line must be a record
+/// (live `output` lines before it are ignored here).
 pub fn parse_record(stdout: &[u8]) -> Result<ShimRecord, RecordError> {
     let last = stdout
         .split(|b| *b == b'\n')
@@ -171,7 +220,7 @@ pub fn parse_record(stdout: &[u8]) -> Result<ShimRecord, RecordError> {
         .ok_or(RecordError::Missing(stdout.len()))?;
     match serde_json::from_slice::<ShimMessage>(last)? {
         ShimMessage::Record(record) => Ok(record),
-        ShimMessage::Baseline(_) => Err(RecordError::Missing(stdout.len())),
+        _ => Err(RecordError::Missing(stdout.len())),
     }
 }
 

@@ -17,6 +17,9 @@ pub fn judge(record: &ShimRecord) -> (Verdict, Option<StepReport>, Option<StepRe
     let run = record.steps.iter().find(|s| s.name == "run");
     let compile_report = compile.map(report);
     if let Some(c) = compile {
+        if c.termination == Termination::Cancelled {
+            return (Verdict::Cancelled, compile_report, None);
+        }
         if !succeeded(c) {
             return (Verdict::CompileError, compile_report, None);
         }
@@ -37,6 +40,7 @@ pub fn step_verdict(step: &StepOutcome) -> Verdict {
         Termination::WallTimeout | Termination::CpuTimeout => Verdict::TimeLimitExceeded,
         Termination::MemoryLimit => Verdict::MemoryLimitExceeded,
         Termination::OutputLimit => Verdict::OutputLimitExceeded,
+        Termination::Cancelled => Verdict::Cancelled,
         Termination::Signaled if step.signal == Some(SIGXCPU) => Verdict::TimeLimitExceeded,
         Termination::Exited if step.exit_code == Some(0) => Verdict::Ok,
         Termination::Exited | Termination::Signaled | Termination::StartFailed => {
