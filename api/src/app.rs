@@ -48,7 +48,11 @@ pub async fn run(
         )
     };
 
+    let closing = CancellationToken::new();
     let state = AppState {
+        redis: redis.clone(),
+        closing: closing.clone(),
+        heartbeat: config.heartbeat,
         topology,
         store,
         publisher,
@@ -68,6 +72,8 @@ pub async fn run(
             _ = shutdown => tracing::info!("shutdown requested"),
             _ = server_stop.cancelled() => {},
         }
+        // Live streams would hold the graceful shutdown open forever: end them now.
+        closing.cancel();
     });
     let outcome = tokio::select! {
         served = server => served.context("http server"),

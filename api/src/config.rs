@@ -9,6 +9,7 @@
 //! | `RCE_JOB_TTL_SECS` | `86400` | how long job records are kept |
 //! | `RCE_MAX_BODY_BYTES` | `2097152` | largest accepted request body (413 above) |
 //! | `RCE_WAIT_MARGIN_MS` | `15000` | `wait=true` waits for the job's limits plus this |
+//! | `RCE_SSE_HEARTBEAT_SECS` | `15` | idle SSE streams get a comment line this often, so proxies keep them open |
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ pub struct ApiConfig {
     pub job_ttl: Duration,
     pub max_body_bytes: usize,
     pub wait_margin: Duration,
+    pub heartbeat: Duration,
 }
 
 use rce_service::env::var_or as var;
@@ -45,6 +47,7 @@ impl ApiConfig {
             job_ttl: Duration::from_secs(number("RCE_JOB_TTL_SECS", 86_400)?),
             max_body_bytes: number("RCE_MAX_BODY_BYTES", 2 << 20)? as usize,
             wait_margin: Duration::from_millis(number("RCE_WAIT_MARGIN_MS", 15_000)?),
+            heartbeat: Duration::from_secs(number("RCE_SSE_HEARTBEAT_SECS", 15)?.max(1)),
         })
     }
 }

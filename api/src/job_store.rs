@@ -2,30 +2,77 @@
 //! recorder (first result wins, so a redelivered job cannot overwrite what a client saw).
 
 use crate::job_view::{fields, JobView};
+use rce_protocol::events::{
+    ControlAction, ControlMessage, EventKind, FIELD_DATA, FIELD_KIND, STDIN_DATA, STDIN_EOF,
+    STREAM_MAX_LEN,
+};
 use rce_protocol::job::JobMessage;
 use rce_protocol::redis_keys;
-use rce_protocol::result::ResultMessage;
+use rce_protocol::result::{JobStatus, ResultMessage, Verdict};
 use redis::aio::ConnectionManager;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Stores the result only if none is stored yet, then announces the job on the done channel.
+/// Stores the result only if none is stored yet, appends the `done` event (ARGV[7], the job
+/// JSON) to the event stream KEYS[3], then announces the job on the done channel.
 const RECORD_RESULT: &str = r#"
 if redis.call('HSETNX', KEYS[1], 'result', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'status', ARGV[2], 'id', ARGV[4], 'language', ARGV[5], 'created_at', ARGV[6])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'done', 'data', ARGV[7])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
   redis.call('PUBLISH', KEYS[2], ARGV[4])
   return 1
 end
 return 0
 "#;
 
+/// Cancels job KEYS[1]: a queued job ends here (ARGV[1] is its cancelled result, ARGV[2] its
+/// `done` event, recorded as RECORD_RESULT would); a running one is flagged, and the caller
+/// announces the cancel to the runners. Answers what it did.
+const CANCEL: &str = r#"
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if redis.call('HEXISTS', KEYS[1], 'result') == 1 then return 'finished' end
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'result', ARGV[1], 'status', 'cancelled')
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'done', 'data', ARGV[2])
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
+  redis.call('PUBLISH', KEYS[2], ARGV[3])
+  return 'cancelled'
+end
+redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+return 'requested'
+"#;
+
+/// What `DELETE /v1/jobs/{id}` did.
+#[derive(Debug)]
+pub enum CancelOutcome {
+    /// No such job (or it expired).
+    Missing,
+    /// It had already ended; nothing changed.
+    Finished(JobView),
+    /// It was queued and is now cancelled: it will never run.
+    Cancelled(JobView),
+    /// It is running; the runner holding it has been asked to kill it.
+    Requested(JobView),
+}
+
+/// Input for an interactive job, from its WebSocket.
+#[derive(Debug)]
+pub enum StdinChunk<'a> {
+    Data(&'a [u8]),
+    Eof,
+}
+
 #[derive(Clone)]
 pub struct JobStore {
     conn: ConnectionManager,
     ttl: Duration,
     record: Arc<redis::Script>,
+    cancel: Arc<redis::Script>,
 }
 
 impl JobStore {
@@ -34,6 +81,7 @@ impl JobStore {
             conn,
             ttl,
             record: Arc::new(redis::Script::new(RECORD_RESULT)),
+            cancel: Arc::new(redis::Script::new(CANCEL)),
         }
     }
 
@@ -41,22 +89,37 @@ impl JobStore {
     /// job the store does not know.
     pub async fn create(&self, job: &JobMessage) -> redis::RedisResult<()> {
         let key = redis_keys::job(&job.id);
+        let events = redis_keys::events(&job.id);
         let created = job
             .created_at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut record = vec![
+            (fields::ID, job.id.as_str()),
+            (fields::LANGUAGE, job.language.as_str()),
+            (fields::STATUS, "queued"),
+            (fields::CREATED_AT, created.as_str()),
+        ];
+        if job.interactive {
+            record.push((fields::INTERACTIVE, "1"));
+        }
         redis::pipe()
             .atomic()
-            .hset_multiple(
-                &key,
-                &[
-                    (fields::ID, job.id.as_str()),
-                    (fields::LANGUAGE, job.language.as_str()),
-                    (fields::STATUS, "queued"),
-                    (fields::CREATED_AT, created.as_str()),
-                ],
-            )
+            .hset_multiple(&key, &record)
             .ignore()
             .expire(&key, self.ttl.as_secs() as i64)
+            .ignore()
+            .cmd("XADD")
+            .arg(&events)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(STREAM_MAX_LEN)
+            .arg("*")
+            .arg(FIELD_KIND)
+            .arg(EventKind::Status.as_str())
+            .arg(FIELD_DATA)
+            .arg(r#"{"status":"queued"}"#)
+            .ignore()
+            .expire(&events, self.ttl.as_secs() as i64)
             .ignore()
             .query_async(&mut self.conn.clone())
             .await
@@ -66,6 +129,7 @@ impl JobStore {
     pub async fn delete(&self, id: &str) -> redis::RedisResult<()> {
         redis::cmd("DEL")
             .arg(redis_keys::job(id))
+            .arg(redis_keys::events(id))
             .query_async(&mut self.conn.clone())
             .await
     }
@@ -81,10 +145,13 @@ impl JobStore {
     /// Records `result` unless one is already recorded; true when this one was kept.
     pub async fn record(&self, result: &ResultMessage) -> redis::RedisResult<bool> {
         let json = serde_json::to_string(result).expect("a result always serializes");
+        let done = serde_json::to_string(&JobView::from_result(result.clone()))
+            .expect("a job always serializes");
         let kept: i32 = self
             .record
             .key(redis_keys::job(&result.id))
             .key(redis_keys::DONE_CHANNEL)
+            .key(redis_keys::events(&result.id))
             .arg(json)
             .arg(result.status.as_str())
             .arg(self.ttl.as_secs())
@@ -95,9 +162,106 @@ impl JobStore {
                     .created_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             )
+            .arg(done)
+            .arg(STREAM_MAX_LEN)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(kept == 1)
+    }
+
+    /// Cancels job `id` (see [`CancelOutcome`]).
+    pub async fn cancel(&self, id: &str) -> redis::RedisResult<CancelOutcome> {
+        let Some(view) = self.get(id).await? else {
+            return Ok(CancelOutcome::Missing);
+        };
+        let created_at = chrono::DateTime::parse_from_rfc3339(&view.created_at)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(|_| chrono::Utc::now());
+        // What the job becomes if it is still queued.
+        let result = ResultMessage {
+            schema: rce_protocol::SCHEMA_VERSION,
+            id: view.id.clone(),
+            language: view.language.clone(),
+            status: JobStatus::Cancelled,
+            verdict: Verdict::Cancelled,
+            compile: None,
+            run: None,
+            error: None,
+            created_at,
+            started_at: None,
+            finished_at: chrono::Utc::now(),
+            queue_ms: None,
+            runner: None,
+        };
+        let cancelled_view = JobView::from_result(result.clone());
+        let outcome: String = self
+            .cancel
+            .key(redis_keys::job(id))
+            .key(redis_keys::DONE_CHANNEL)
+            .key(redis_keys::events(id))
+            .arg(serde_json::to_string(&result).expect("a result always serializes"))
+            .arg(serde_json::to_string(&cancelled_view).expect("a job always serializes"))
+            .arg(id)
+            .arg(STREAM_MAX_LEN)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(match outcome.as_str() {
+            "cancelled" => CancelOutcome::Cancelled(cancelled_view),
+            "requested" => CancelOutcome::Requested(view),
+            "finished" => match self.get(id).await? {
+                Some(v) => CancelOutcome::Finished(v),
+                None => CancelOutcome::Missing,
+            },
+            _ => CancelOutcome::Missing,
+        })
+    }
+
+    /// Whether job `id` was submitted interactive (its stdin stays open for WebSocket input).
+    pub async fn is_interactive(&self, id: &str) -> redis::RedisResult<bool> {
+        let flag: Option<String> = redis::cmd("HGET")
+            .arg(redis_keys::job(id))
+            .arg(fields::INTERACTIVE)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(flag.is_some())
+    }
+
+    /// Tells the runners to kill running job `id`.
+    pub async fn announce_cancel(&self, id: &str) -> redis::RedisResult<()> {
+        let message = ControlMessage {
+            job_id: id.to_string(),
+            action: ControlAction::Cancel,
+        };
+        redis::cmd("PUBLISH")
+            .arg(redis_keys::CONTROL_CHANNEL)
+            .arg(serde_json::to_string(&message).expect("a control message serializes"))
+            .query_async(&mut self.conn.clone())
+            .await
+    }
+
+    /// Appends input for interactive job `id`; the runner reads the stream from the start.
+    pub async fn append_stdin(&self, id: &str, chunk: StdinChunk<'_>) -> redis::RedisResult<()> {
+        let key = redis_keys::stdin(id);
+        let (kind, data): (&str, &[u8]) = match chunk {
+            StdinChunk::Data(d) => (STDIN_DATA, d),
+            StdinChunk::Eof => (STDIN_EOF, b""),
+        };
+        redis::pipe()
+            .cmd("XADD")
+            .arg(&key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(STREAM_MAX_LEN)
+            .arg("*")
+            .arg("kind")
+            .arg(kind)
+            .arg("data")
+            .arg(data)
+            .ignore()
+            .expire(&key, self.ttl.as_secs() as i64)
+            .ignore()
+            .query_async(&mut self.conn.clone())
+            .await
     }
 
     pub async fn ping(&self) -> redis::RedisResult<()> {

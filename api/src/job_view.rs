@@ -28,6 +28,8 @@ pub mod fields {
     pub const STATUS: &str = "status";
     pub const CREATED_AT: &str = "created_at";
     pub const STARTED_AT: &str = "started_at";
+    /// Present (`1`) when the job was submitted interactive.
+    pub const INTERACTIVE: &str = "interactive";
     /// The first `ResultMessage` recorded for the job, as JSON.
     pub const RESULT: &str = "result";
 }

@@ -1,6 +1,6 @@
 //! The api's Prometheus metrics, served at `/metrics`.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct ApiMetrics {
@@ -9,6 +9,8 @@ pub struct ApiMetrics {
     pub submissions: IntCounterVec,
     /// Time to answer `POST /v1/jobs`, by whether it waited.
     pub submit_seconds: HistogramVec,
+    /// Clients following a job live, by transport (`sse`, `ws`).
+    pub live_clients: IntGaugeVec,
 }
 
 impl ApiMetrics {
@@ -31,6 +33,14 @@ impl ApiMetrics {
             &["wait"],
         )
         .expect("valid metric");
+        let live_clients = IntGaugeVec::new(
+            Opts::new("rce_api_live_clients", "Clients following a job live"),
+            &["transport"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(live_clients.clone()))
+            .expect("registered once");
         registry
             .register(Box::new(submissions.clone()))
             .expect("registered once");
@@ -41,6 +51,7 @@ impl ApiMetrics {
             registry,
             submissions,
             submit_seconds,
+            live_clients,
         }
     }
 

@@ -1,17 +1,46 @@
-//! Running the shim in a container with one `docker exec`: job in on stdin, record out on stdout.
+//! Running the shim in a container with one `docker exec`: the job line, then control lines, in
+//! on stdin; live events and last the record out on stdout.
 
 use crate::error::PoolError;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::Docker;
 use futures_util::StreamExt;
-use rce_protocol::shim::{parse_record, ShimJob, ShimRecord, SHIM_PATH};
+use rce_protocol::shim::{OutputStream, ShimControl, ShimJob, ShimMessage, ShimRecord, SHIM_PATH};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 
-/// The most the runner reads from the shim's stdout: the record of a job at the largest output
+/// The longest line the runner accepts from the shim: the record of a job at the largest output
 /// cap, base64-encoded, with room to spare. Anything beyond is a broken shim.
-const MAX_RECORD_BYTES: usize = 64 << 20;
+const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// What the shim reports while the job runs, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LiveEvent {
+    /// A step started; the output that follows is its.
+    Step(String),
+    /// Output of the current step, within its cap.
+    Output { stream: OutputStream, data: Vec<u8> },
+    /// The step hit its output cap.
+    Truncated(String),
+}
+
+/// The job's two live channels: control lines to the shim, live events from it. Dropping the
+/// control sender is fine (no more control); a closed live receiver just discards events.
+pub struct JobChannels {
+    pub control: mpsc::UnboundedReceiver<ShimControl>,
+    pub live: mpsc::Sender<LiveEvent>,
+}
+
+impl JobChannels {
+    /// Channels nobody listens to: for callers that only want the record.
+    pub fn detached() -> Self {
+        let (_, control) = mpsc::unbounded_channel();
+        let (live, _) = mpsc::channel(1);
+        Self { control, live }
+    }
+}
 
 /// Runs `job` through the shim in container `id`; gives up after `deadline`.
 pub async fn run_shim(
@@ -19,8 +48,10 @@ pub async fn run_shim(
     id: &str,
     job: &ShimJob,
     deadline: Duration,
+    channels: JobChannels,
 ) -> Result<ShimRecord, PoolError> {
-    let payload = serde_json::to_vec(job)?;
+    let mut payload = serde_json::to_vec(job)?;
+    payload.push(b'\n');
     let exec = docker
         .create_exec(
             id,
@@ -35,6 +66,7 @@ pub async fn run_shim(
             },
         )
         .await?;
+    let JobChannels { mut control, live } = channels;
     let run = async {
         let started = docker
             .start_exec(
@@ -53,37 +85,121 @@ pub async fn run_shim(
         else {
             return Err(PoolError::Stream("exec started detached".into()));
         };
-        // The shim reads all of stdin before it starts, so writing before reading cannot
-        // deadlock on a full pipe.
         input
             .write_all(&payload)
             .await
             .map_err(|e| PoolError::Stream(format!("writing the job: {e}")))?;
-        input
-            .shutdown()
-            .await
-            .map_err(|e| PoolError::Stream(format!("closing the shim's stdin: {e}")))?;
-        let mut stdout = Vec::new();
+        drop(payload);
+        let mut lines = LineSplitter::default();
         let mut stderr = Vec::new();
-        while let Some(frame) = output.next().await {
-            match frame? {
-                LogOutput::StdOut { message } => stdout.extend_from_slice(&message),
-                LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                _ => {}
-            }
-            if stdout.len() > MAX_RECORD_BYTES {
-                return Err(PoolError::Stream(
-                    "the shim printed more than a record".into(),
-                ));
+        let mut record = None;
+        let mut control_open = true;
+        loop {
+            tokio::select! {
+                frame = output.next() => {
+                    let Some(frame) = frame else { break };
+                    match frame? {
+                        LogOutput::StdOut { message } => {
+                            for line in lines.push(&message)? {
+                                match serde_json::from_slice::<ShimMessage>(&line) {
+                                    Ok(ShimMessage::Record(r)) => record = Some(r),
+                                    Ok(message) => forward(&live, message).await,
+                                    Err(e) => return Err(PoolError::Record(e.into())),
+                                }
+                            }
+                        }
+                        LogOutput::StdErr { message } if stderr.len() < 4096 => {
+                            stderr.extend_from_slice(&message)
+                        }
+                        _ => {}
+                    }
+                }
+                next = control.recv(), if control_open => match next {
+                    Some(message) => {
+                        let mut line = serde_json::to_vec(&message)?;
+                        line.push(b'\n');
+                        // The shim may be gone already (it exits after its record): not an error.
+                        if input.write_all(&line).await.is_err() {
+                            control_open = false;
+                        }
+                    }
+                    None => control_open = false,
+                },
             }
         }
         if !stderr.is_empty() {
             tracing::warn!(shim_stderr = %String::from_utf8_lossy(&stderr[..stderr.len().min(4096)]), "shim wrote to stderr");
         }
-        Ok(parse_record(&stdout)?)
+        let rest = lines.rest();
+        match record {
+            Some(r) => Ok(r),
+            None if rest.is_empty() => Err(PoolError::Record(
+                rce_protocol::shim::RecordError::Missing(0),
+            )),
+            None => Ok(rce_protocol::shim::parse_record(rest)?),
+        }
     };
     match tokio::time::timeout(deadline, run).await {
         Ok(result) => result,
         Err(_) => Err(PoolError::Timeout(deadline.as_millis() as u64)),
+    }
+}
+
+async fn forward(live: &mpsc::Sender<LiveEvent>, message: ShimMessage) {
+    let event = match message {
+        ShimMessage::Step { name } => LiveEvent::Step(name),
+        ShimMessage::Output { stream, data } => LiveEvent::Output {
+            stream,
+            data: data.0,
+        },
+        ShimMessage::Truncated { step } => LiveEvent::Truncated(step),
+        ShimMessage::Record(_) | ShimMessage::Baseline(_) => return,
+    };
+    // A receiver that went away (nobody streams this job) is not the job's problem.
+    let _ = live.send(event).await;
+}
+
+/// Splits the shim's stdout into complete lines, bounding how much an unfinished line may hold.
+#[derive(Default)]
+struct LineSplitter {
+    buf: Vec<u8>,
+}
+
+impl LineSplitter {
+    fn push(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, PoolError> {
+        self.buf.extend_from_slice(bytes);
+        let mut lines = Vec::new();
+        while let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=end).collect();
+            if line.iter().any(|b| !b.is_ascii_whitespace()) {
+                lines.push(line);
+            }
+        }
+        if self.buf.len() > MAX_LINE_BYTES {
+            return Err(PoolError::Stream("the shim printed an endless line".into()));
+        }
+        Ok(lines)
+    }
+
+    /// What is left without a final newline.
+    fn rest(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_across_frames_are_joined() {
+        let mut s = LineSplitter::default();
+        assert!(s.push(b"{\"a\":").unwrap().is_empty());
+        let lines = s.push(b"1}\n{\"b\":2}\n\n{\"c\"").unwrap();
+        assert_eq!(
+            lines,
+            vec![b"{\"a\":1}\n".to_vec(), b"{\"b\":2}\n".to_vec()]
+        );
+        assert_eq!(s.rest(), b"{\"c\"");
     }
 }

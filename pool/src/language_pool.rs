@@ -2,7 +2,7 @@
 
 use crate::container_spec::container_memory_mb;
 use crate::error::PoolError;
-use crate::exec::run_shim;
+use crate::exec::{run_shim, JobChannels};
 use crate::job_plan::{deadline_ms, job_uid, shim_job};
 use crate::labels;
 use crate::warm_container::{remove_container, ContainerManager, WarmContainer};
@@ -129,9 +129,13 @@ impl LanguagePool {
 
     /// Runs one job in a warm container and returns what the shim measured. The container is
     /// returned to the pool only if the shim verified it clean.
-    pub async fn run(self: &Arc<Self>, job: &JobMessage) -> Result<ShimRecord, PoolError> {
+    pub async fn run(
+        self: &Arc<Self>,
+        job: &JobMessage,
+        channels: JobChannels,
+    ) -> Result<ShimRecord, PoolError> {
         let mut container = self.checkout().await?;
-        let result = self.run_in(&mut container, job).await;
+        let result = self.run_in(&mut container, job, channels).await;
         let counter = match &result {
             Ok(record) if record.clean => &self.retired.recycled,
             Ok(_) => {
@@ -156,6 +160,7 @@ impl LanguagePool {
         &self,
         c: &mut WarmContainer,
         job: &JobMessage,
+        channels: JobChannels,
     ) -> Result<ShimRecord, PoolError> {
         let memory_mb = container_memory_mb(&self.language, &job.limits);
         if memory_mb != c.memory_mb {
@@ -177,7 +182,7 @@ impl LanguagePool {
         let mut plan = shim_job(job, &self.language, &self.sandbox, uid);
         plan.baseline = Some(c.baseline.clone());
         let deadline = Duration::from_millis(deadline_ms(&plan));
-        run_shim(&self.docker, &c.id, &plan, deadline).await
+        run_shim(&self.docker, &c.id, &plan, deadline, channels).await
     }
 
     /// Takes a container out of the pool for good, destroys it and warms a replacement, both in

@@ -13,6 +13,7 @@ pub mod language_pool;
 pub mod warm_container;
 
 pub use error::PoolError;
+pub use exec::{JobChannels, LiveEvent};
 pub use language_pool::{LanguagePool, PoolStatus, Pools, Retirements};
 pub use warm_container::WarmContainer;
 

@@ -5,6 +5,7 @@
 //! limit resolution, verdict mapping, record parsing — is unit-tested without a broker or engine.
 
 pub mod bytes;
+pub mod events;
 pub mod job;
 pub mod limits;
 pub mod redis_keys;

@@ -13,3 +13,13 @@ pub fn events(id: &str) -> String {
 /// Pub/sub channel on which the recorder announces every job that reached a terminal state; the
 /// message is the job id. Api instances wake their `wait=true` requests from it.
 pub const DONE_CHANNEL: &str = "rce:done";
+
+/// Stream of an interactive job's input, written by the api from its WebSocket and read by the
+/// runner holding the job (from the start, so input sent before the job runs is not lost).
+pub fn stdin(id: &str) -> String {
+    format!("rce:job:{id}:stdin")
+}
+
+/// Pub/sub channel of [`crate::events::ControlMessage`]s: every runner listens, the one holding
+/// the job acts.
+pub const CONTROL_CHANNEL: &str = "rce:control";

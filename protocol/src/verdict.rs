@@ -10,8 +10,15 @@ const SIGXCPU: i32 = 24;
 /// The verdict, compile report and run report for a shim record. Exactly as the API documents:
 /// a failed compile gives `compile_error` with `run: None`.
 pub fn judge(record: &ShimRecord) -> (Verdict, Option<StepReport>, Option<StepReport>) {
-    if record.error.is_some() && record.steps.is_empty() {
-        return (Verdict::InternalError, None, None);
+    if record.steps.is_empty() {
+        // No step started: either the shim failed (it says why), or the job was cancelled
+        // before its first step, the only way a record ends up empty without an error.
+        let verdict = if record.error.is_some() {
+            Verdict::InternalError
+        } else {
+            Verdict::Cancelled
+        };
+        return (verdict, None, None);
     }
     let compile = record.steps.iter().find(|s| s.name == "compile");
     let run = record.steps.iter().find(|s| s.name == "run");
@@ -25,7 +32,14 @@ pub fn judge(record: &ShimRecord) -> (Verdict, Option<StepReport>, Option<StepRe
         }
     }
     let Some(run) = run else {
-        return (Verdict::InternalError, compile_report, None);
+        // A compile that succeeded but no run: the shim stopped between the steps because the
+        // job was cancelled, unless it says it failed.
+        let verdict = if record.error.is_none() && compile.is_some() {
+            Verdict::Cancelled
+        } else {
+            Verdict::InternalError
+        };
+        return (verdict, compile_report, None);
     };
     (step_verdict(run), compile_report, Some(report(run)))
 }
@@ -168,6 +182,26 @@ mod tests {
         assert_eq!(v, Verdict::CompileError);
         assert_eq!(c.unwrap().exit_code, Some(1));
         assert!(r.is_none());
+    }
+
+    #[test]
+    fn cancelled_before_a_step_or_between_steps() {
+        assert_eq!(judge(&record(vec![])).0, Verdict::Cancelled);
+        let compiled = step("compile", Termination::Exited, Some(0), None);
+        let (v, c, r) = judge(&record(vec![compiled.clone()]));
+        assert_eq!(v, Verdict::Cancelled);
+        assert!(c.is_some() && r.is_none());
+        let cancelled_compile = step("compile", Termination::Cancelled, None, Some(9));
+        assert_eq!(
+            judge(&record(vec![cancelled_compile])).0,
+            Verdict::Cancelled
+        );
+        let mut failed = record(vec![compiled]);
+        failed.error = Some("the shim broke".into());
+        assert_eq!(judge(&failed).0, Verdict::InternalError);
+        let mut nothing = record(vec![]);
+        nothing.error = Some("invalid job".into());
+        assert_eq!(judge(&nothing).0, Verdict::InternalError);
     }
 
     #[test]

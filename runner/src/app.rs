@@ -1,7 +1,9 @@
 //! Wiring: engine, pools, broker and metrics server, run until the shutdown future resolves.
 
 use crate::config::RunnerConfig;
+use crate::control::ControlHub;
 use crate::job_consumer::{consume, JobContext};
+use crate::live_events::LiveEvents;
 use crate::metrics::RunnerMetrics;
 use crate::status_store::StatusStore;
 use anyhow::Context;
@@ -59,17 +61,26 @@ pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> an
     rce_broker::declare_topology(&setup, &topology)
         .await
         .context("declaring the topology")?;
+    let status = StatusStore::connect(&config.redis_url)
+        .await
+        .context("redis")?;
+    let redis = redis::Client::open(config.redis_url.as_str()).context("redis url")?;
+    let control = ControlHub::default();
     let ctx = JobContext {
         topology: topology.clone(),
         publisher: rce_broker::ConfirmedPublisher::new(&connection).await?,
-        status: StatusStore::connect(&config.redis_url)
-            .await
-            .context("redis")?,
+        live: LiveEvents::new(status.connection()),
+        status,
         metrics: metrics.clone(),
         runner_id: config.runner_id.clone(),
+        control: control.clone(),
+        redis: redis.clone(),
     };
 
     let stop = CancellationToken::new();
+    // Cancels must reach jobs until the last one has drained, so this follows its own token.
+    let control_stop = CancellationToken::new();
+    let control_task = tokio::spawn(control.follow(redis, control_stop.clone()));
     let tracker = TaskTracker::new();
     let mut consumers = tokio::task::JoinSet::new();
     for pool in pools.iter() {
@@ -104,6 +115,8 @@ pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> an
             "in-flight jobs did not finish within the grace period; they return to the queue"
         );
     }
+    control_stop.cancel();
+    control_task.await.ok();
     connection.close(200, "bye".into()).await.ok();
     let removed = pools.remove_all_containers().await.unwrap_or(0);
     tracing::info!(removed, "containers removed; runner stopped");

@@ -3,8 +3,10 @@
 //! The channel's prefetch equals the language's pool size, so the broker never hands this runner
 //! more unacked jobs than it has warm containers; the rest stay in the queue for other runners.
 
+use crate::control::{self, ControlHub};
+use crate::live_events::{LiveEvents, StepCaps};
 use crate::metrics::RunnerMetrics;
-use crate::status_store::StatusStore;
+use crate::status_store::{Pickup, StatusStore};
 use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -14,7 +16,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::Channel;
 use rce_broker::ConfirmedPublisher;
-use rce_pool::LanguagePool;
+use rce_pool::{JobChannels, LanguagePool};
 use rce_protocol::job::JobMessage;
 use rce_protocol::result::{JobStatus, ResultMessage, Verdict};
 use rce_protocol::topology::{Messaging, Topology};
@@ -33,6 +35,10 @@ pub struct JobContext {
     pub status: StatusStore,
     pub metrics: RunnerMetrics,
     pub runner_id: String,
+    pub live: LiveEvents,
+    pub control: ControlHub,
+    /// For the connections interactive jobs hold while they read their input.
+    pub redis: redis::Client,
 }
 
 /// Consumes `rce.jobs.<language>` until `shutdown` fires; each delivery runs on `tracker`.
@@ -136,37 +142,87 @@ async fn handle(delivery: Delivery, pool: Arc<LanguagePool>, ctx: JobContext) {
     .await
 }
 
-/// Runs the job and turns whatever happened into a result; never fails.
+/// Runs the job and turns whatever happened into a result; never fails. Live output goes to the
+/// job's event stream and is all written before this returns, so the result (and the `done`
+/// event the recorder appends) always comes after the last output.
 async fn execute(job: &JobMessage, pool: &Arc<LanguagePool>, ctx: &JobContext) -> ResultMessage {
     let started_at = Utc::now();
-    ctx.status.mark_running(&job.id, started_at).await;
-    let outcome = pool.run(job).await;
-    let finished_at = Utc::now();
-    let queue_ms = (started_at - job.created_at).num_milliseconds().max(0) as u64;
-    let (verdict, compile, run, error) = match outcome {
+    // Registered before it is marked running: a cancel announced once it runs must find it.
+    let (_registration, control_tx, control_rx) = ctx.control.register(&job.id);
+    if ctx.status.mark_running(&job.id, started_at).await == Pickup::Cancelled {
+        tracing::info!("cancelled before it started: not running it");
+        return result_of(job, ctx, started_at, None, cancelled());
+    }
+    let (live_tx, live_rx) = tokio::sync::mpsc::channel(256);
+    let writer = {
+        let caps = StepCaps {
+            compile: pool.language().compile_limits.output_bytes,
+            run: job.limits.output_bytes,
+        };
+        let (live, id) = (ctx.live.clone(), job.id.clone());
+        tokio::spawn(async move { live.forward(&id, caps, live_rx).await })
+    };
+    let stdin = job.interactive.then(|| {
+        let (redis, id) = (ctx.redis.clone(), job.id.clone());
+        tokio::spawn(control::forward_stdin(redis, id, control_tx.clone()))
+    });
+    drop(control_tx);
+    let channels = JobChannels {
+        control: control_rx,
+        live: live_tx,
+    };
+    let outcome = pool.run(job, channels).await;
+    if let Some(task) = stdin {
+        task.abort();
+    }
+    let writes = writer.await.unwrap_or(0);
+    tracing::debug!(writes, "live events written");
+    let judged = match outcome {
         Ok(record) => {
             let (verdict, compile, run) = judge(&record);
             (verdict, compile, run, record.error)
         }
         Err(e) => (Verdict::InternalError, None, None, Some(e.to_string())),
     };
+    result_of(job, ctx, started_at, Some(started_at), judged)
+}
+
+type Judged = (
+    Verdict,
+    Option<rce_protocol::result::StepReport>,
+    Option<rce_protocol::result::StepReport>,
+    Option<String>,
+);
+
+fn cancelled() -> Judged {
+    (Verdict::Cancelled, None, None, None)
+}
+
+fn result_of(
+    job: &JobMessage,
+    ctx: &JobContext,
+    picked_up: chrono::DateTime<Utc>,
+    started_at: Option<chrono::DateTime<Utc>>,
+    (verdict, compile, run, error): Judged,
+) -> ResultMessage {
+    let queue_ms = (picked_up - job.created_at).num_milliseconds().max(0) as u64;
     ResultMessage {
         schema: SCHEMA_VERSION,
         id: job.id.clone(),
         language: job.language.clone(),
-        status: if verdict == Verdict::InternalError {
-            JobStatus::Failed
-        } else {
-            JobStatus::Completed
+        status: match verdict {
+            Verdict::InternalError => JobStatus::Failed,
+            Verdict::Cancelled => JobStatus::Cancelled,
+            _ => JobStatus::Completed,
         },
         verdict,
         compile,
         run,
         error,
         created_at: job.created_at,
-        started_at: Some(started_at),
-        finished_at,
-        queue_ms: Some(queue_ms),
+        started_at,
+        finished_at: Utc::now(),
+        queue_ms: started_at.map(|_| queue_ms),
         runner: Some(ctx.runner_id.clone()),
     }
 }

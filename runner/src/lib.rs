@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod job_consumer;
+pub mod live_events;
 pub mod metrics;
 pub mod status_store;

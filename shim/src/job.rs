@@ -1,15 +1,19 @@
-//! One `rce-shim exec`: parse the job, build the workspace, run the steps in order, end every
-//! process of the uid, remove what the job left, and produce the record. Every failure becomes
-//! part of the record (the runner must always get one); nothing here prints.
+//! One `rce-shim exec`: parse the job, build the workspace, run the steps in order (until one
+//! fails or the job is cancelled), end every process of the uid, remove what the job left, and
+//! produce the record. Every failure becomes part of the record (the runner must always get
+//! one); the steps print their live messages as they go.
 
 use crate::baseline;
 use crate::cleanup;
+use crate::control::Control;
+use crate::messages::MessageWriter;
 use crate::reaper::{self, Reaper};
 use crate::step;
 use crate::sys;
 use crate::workspace;
 use rce_protocol::shim::{Baseline, ShimJob, ShimRecord};
 use rce_protocol::SCHEMA_VERSION;
+use std::os::fd::OwnedFd;
 
 /// Uids below this are system accounts (and 0 is root): a job never runs as one.
 pub const MIN_UID: u32 = 1000;
@@ -53,11 +57,17 @@ fn failed(job_id: String, error: String, clean: bool) -> ShimRecord {
     }
 }
 
-/// Runs the job in `input` and returns its record.
+/// Runs the job in `input` and returns its record. `channel` is the control channel (None when
+/// it already ended) and `rest` what it held after the job line.
 ///
 /// Takes the input by value to free it right after parsing: the kernel counts the shim's
 /// resident memory at fork into each step's `ru_maxrss`, so the shim stays small while steps run.
-pub fn run(input: Vec<u8>) -> ShimRecord {
+pub fn run(
+    input: Vec<u8>,
+    channel: Option<OwnedFd>,
+    rest: &[u8],
+    out: &mut MessageWriter,
+) -> ShimRecord {
     let parsed = parse(&input);
     drop(input);
     let mut job = match parsed {
@@ -65,6 +75,7 @@ pub fn run(input: Vec<u8>) -> ShimRecord {
         // Nothing ran, so nothing can have been left behind.
         Err((job_id, error)) => return failed(job_id, error, true),
     };
+    let mut control = Control::new(channel, rest, job.interactive);
     if let Err(e) = check_uid(job.uid) {
         return failed(job.job_id, e, true);
     }
@@ -103,7 +114,12 @@ pub fn run(input: Vec<u8>) -> ShimRecord {
     let mut errors = Vec::new();
     let mut all_killed = true;
     for s in &job.steps {
-        let report = step::run(&ws, uid, s, ticks);
+        // A cancellation that came in during setup or the previous step's teardown.
+        control.check_now();
+        if control.cancelled() {
+            break;
+        }
+        let report = step::run(&ws, uid, s, ticks, &mut control, out);
         all_killed &= report.all_killed;
         let go_on = step::succeeded(&report.outcome) && report.internal_error.is_none();
         errors.extend(report.internal_error);

@@ -1,8 +1,10 @@
 //! `rce-shim`: the only program the runner starts inside a language container.
 //!
 //! * `rce-shim idle` is the container's main process and just waits to be stopped.
-//! * `rce-shim exec` reads one `ShimJob` as JSON on stdin, runs it under the job's uid and
-//!   limits, and prints exactly one line, a `ShimMessage::Record`, on stdout; it always exits 0.
+//! * `rce-shim exec` reads one `ShimJob` as a JSON line on stdin, then `ShimControl` lines for as
+//!   long as the job runs; it runs the job under its uid and limits, prints live `ShimMessage`s
+//!   (step, output, truncated) on stdout and last exactly one `ShimMessage::Record`; it always
+//!   exits 0.
 //!
 //! The protocol lives in `rce_protocol::shim`; the sandbox it implements is described in
 //! design.md ("Sandbox model").
@@ -10,8 +12,10 @@
 mod baseline;
 mod cleanup;
 mod command;
+mod control;
 mod idle;
 mod job;
+mod messages;
 mod oom;
 mod output;
 mod proc_scan;
@@ -20,15 +24,15 @@ mod step;
 mod sys;
 mod workspace;
 
-use rce_protocol::shim::{ShimMessage, ShimRecord};
-use std::io::{Read, Write};
+use messages::MessageWriter;
+use rce_protocol::shim::ShimRecord;
 
 fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("idle") => idle::run(),
         Some("exec") => exec(),
         _ => {
-            eprintln!("usage: rce-shim idle | rce-shim exec < job.json");
+            eprintln!("usage: rce-shim idle | rce-shim exec < job-line-then-control-lines");
             std::process::exit(2);
         }
     }
@@ -40,31 +44,18 @@ fn exec() -> ! {
     }
     sys::set_umask(0o077);
     sys::ignore_sigpipe();
-    let mut input = Vec::new();
-    let read = std::io::stdin().lock().read_to_end(&mut input);
-    let record = match read {
-        Ok(_) => {
-            if let Err(e) = sys::stdin_to_devnull() {
-                eprintln!("rce-shim: stdin: {e}");
-            }
-            job::run(input)
+    let mut out = MessageWriter::stdout();
+    let record = match control::open_stdin() {
+        Ok((line, channel)) => {
+            let channel = (!line.eof).then_some(channel);
+            job::run(line.job, channel, &line.rest, &mut out)
         }
-        Err(e) => ShimRecord {
+        Err(error) => ShimRecord {
             clean: true,
-            error: Some(format!("reading the job: {e}")),
+            error: Some(error),
             ..ShimRecord::default()
         },
     };
-    let line = serde_json::to_string(&ShimMessage::Record(record)).unwrap_or_else(|e| {
-        format!(
-            "{{\"type\":\"record\",\"job_id\":\"\",\"steps\":[],\"clean\":false,\"error\":{}}}",
-            serde_json::Value::String(format!("serializing the record: {e}"))
-        )
-    });
-    let mut out = std::io::stdout().lock();
-    let _ = out
-        .write_all(line.as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush());
+    out.record(record);
     std::process::exit(0);
 }

@@ -1,28 +1,40 @@
 //! Running one step: start its main process as the job's uid, feed its stdin, capture its
-//! output under the cap, and watch wall time, CPU and memory every ~10 ms until the main process
-//! exits or a limit stops it; then end every process of the uid and measure what happened.
+//! output under the cap while streaming it live, and watch wall time, CPU and memory every
+//! ~10 ms until the main process exits, a limit stops it or the job is cancelled; then end every
+//! process of the uid and measure what happened.
+//!
+//! The loop sleeps in one `poll` over everything that can need it: the SIGCHLD signalfd (the
+//! main process's exit), the control channel (a cancellation is acted on when it arrives, not at
+//! the next tick), the program's stdin (only while there is something to write) and its output
+//! pipes; the tick bounds the sleep so the limits and the live output's latency are kept.
 
 use crate::command;
+use crate::control::{Control, InputBuffer};
+use crate::messages::MessageWriter;
 use crate::oom;
-use crate::output::{Capture, Stream};
+use crate::output::{Capture, FLUSH_BYTES};
 use crate::proc_scan;
 use crate::reaper::{self, MainExit, Reaper};
 use crate::sys::{self, ChildStage, ChildStdio, ExitStatus, SpawnError};
 use crate::workspace::Workspace;
 use rce_protocol::bytes::Base64Bytes;
-use rce_protocol::shim::{ShimStep, StepLimits, StepOutcome, Termination};
+use rce_protocol::shim::{OutputStream, ShimStep, StepLimits, StepOutcome, Termination};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-/// How often the shim reaps, checks the deadline and samples /proc.
+/// How often the shim reaps, checks the deadline, samples /proc and sends pending output.
 const TICK: Duration = Duration::from_millis(10);
 /// How long to keep reading leftover output once every process of the step is gone.
 const DRAIN: Duration = Duration::from_millis(200);
 /// How long after its kill the main process may take to disappear before the shim gives up.
 const KILL_GRACE: Duration = Duration::from_secs(3);
+/// Writes to the program's stdin.
 const CHUNK: usize = 64 << 10;
+/// Reads from its output pipes: keeps each live message near the flush threshold (pending
+/// output below it plus at most one read).
+const READ_CHUNK: usize = FLUSH_BYTES;
 
 /// A step's outcome plus what the shim has to say about its own part.
 #[derive(Debug)]
@@ -92,7 +104,15 @@ fn empty_outcome(step: &ShimStep, termination: Termination) -> StepOutcome {
     }
 }
 
-fn start_failed(step: &ShimStep, stderr: String, error: Option<String>) -> StepReport {
+/// The outcome of a step whose program never ran. Its stderr also goes out live, so that the
+/// live output of every step is exactly what its record holds.
+fn start_failed(
+    step: &ShimStep,
+    stderr: String,
+    error: Option<String>,
+    out: &mut MessageWriter,
+) -> StepReport {
+    out.output(OutputStream::Stderr, stderr.as_bytes());
     let mut outcome = empty_outcome(step, Termination::StartFailed);
     outcome.exit_code = Some(127);
     outcome.stderr = Base64Bytes(stderr.into_bytes());
@@ -103,13 +123,22 @@ fn start_failed(step: &ShimStep, stderr: String, error: Option<String>) -> StepR
     }
 }
 
-/// Runs `step` in `ws` as `uid`.
-pub fn run(ws: &Workspace, uid: u32, step: &ShimStep, ticks_per_sec: u64) -> StepReport {
+/// Runs `step` in `ws` as `uid`, announcing it and streaming its output on `out`.
+pub fn run(
+    ws: &Workspace,
+    uid: u32,
+    step: &ShimStep,
+    ticks_per_sec: u64,
+    control: &mut Control,
+    out: &mut MessageWriter,
+) -> StepReport {
+    out.step(&step.name);
     let spec = match command::child_spec(ws.path_str(), uid, step) {
         Ok(spec) => spec,
         Err(msg) => {
             let text = format!("rce-shim: {msg}\n");
-            return start_failed(step, text, Some(format!("step {:?}: {msg}", step.name)));
+            let error = Some(format!("step {:?}: {msg}", step.name));
+            return start_failed(step, text, error, out);
         }
     };
     let pipes = (|| -> io::Result<_> {
@@ -123,7 +152,7 @@ pub fn run(ws: &Workspace, uid: u32, step: &ShimStep, ticks_per_sec: u64) -> Ste
         Ok(p) => p,
         Err(e) => {
             let msg = format!("step {:?}: creating pipes: {e}", step.name);
-            return start_failed(step, format!("rce-shim: {msg}\n"), Some(msg));
+            return start_failed(step, format!("rce-shim: {msg}\n"), Some(msg), out);
         }
     };
     let oom_before = oom::oom_kills();
@@ -137,7 +166,7 @@ pub fn run(ws: &Workspace, uid: u32, step: &ShimStep, ticks_per_sec: u64) -> Ste
         Ok(pid) => pid,
         Err(SpawnError::Os(e)) => {
             let msg = format!("step {:?}: starting the process: {e}", step.name);
-            return start_failed(step, format!("rce-shim: {msg}\n"), Some(msg));
+            return start_failed(step, format!("rce-shim: {msg}\n"), Some(msg), out);
         }
         Err(SpawnError::Child { stage, errno }) => {
             let program = step.argv.first().map(String::as_str).unwrap_or("");
@@ -147,13 +176,115 @@ pub fn run(ws: &Workspace, uid: u32, step: &ShimStep, ticks_per_sec: u64) -> Ste
             let internal = (stage != ChildStage::Exec)
                 .then(|| format!("step {:?}: {}", step.name, text.trim_end()));
             // cpu/memory stay 0: what ran was the shim's own forked copy, not the program.
-            let mut report = start_failed(step, text, internal);
+            let mut report = start_failed(step, text, internal, out);
             report.outcome.wall_ms = started.elapsed().as_millis() as u64;
             return report;
         }
     };
-    Watch::new(step, uid, pid, started, ticks_per_sec, oom_before).run(stdin_w, stdout_r, stderr_r)
+    let feed = StdinFeed::new(stdin_w, &step.stdin.0, control.feeds(step));
+    let spawned = Spawned {
+        pid,
+        started,
+        oom_before,
+    };
+    Watch::new(step, uid, ticks_per_sec, spawned, feed, control, out).run(stdout_r, stderr_r)
 }
+
+/// The step's main process, just started.
+struct Spawned {
+    pid: sys::Pid,
+    started: Instant,
+    oom_before: u64,
+}
+
+/// The program's stdin: the step's own input first, then, for the run step of an interactive
+/// job, the control channel's input until its end. It is polled only while there is something
+/// to write, so an idle interactive pipe stays open without waking the loop.
+struct StdinFeed<'a> {
+    pipe: Option<File>,
+    own: &'a [u8],
+    fed: usize,
+    interactive: bool,
+}
+
+impl<'a> StdinFeed<'a> {
+    fn new(pipe: OwnedFd, own: &'a [u8], interactive: bool) -> Self {
+        Self {
+            pipe: Some(nonblocking(pipe)),
+            own,
+            fed: 0,
+            interactive,
+        }
+    }
+
+    /// Gives the program its end-of-file once everything it will get was written.
+    fn close_when_done(&mut self, input: &InputBuffer) {
+        if self.fed >= self.own.len() && (!self.interactive || input.finished()) {
+            self.pipe = None;
+        }
+    }
+
+    /// The descriptor to poll for POLLOUT, when there is something to write.
+    fn wants_write(&self, input: &InputBuffer) -> Option<RawFd> {
+        let pending = self.fed < self.own.len() || (self.interactive && !input.is_empty());
+        self.pipe
+            .as_ref()
+            .filter(|_| pending)
+            .map(AsRawFd::as_raw_fd)
+    }
+
+    /// Writes as much as the pipe takes. A program that closed its stdin (EPIPE) just loses the
+    /// input, interactive input to come included.
+    fn write(&mut self, input: &mut InputBuffer) {
+        let Some(pipe) = &mut self.pipe else { return };
+        loop {
+            let own = self.fed < self.own.len();
+            let data = if own {
+                &self.own[self.fed..]
+            } else if self.interactive && !input.is_empty() {
+                input.pending()
+            } else {
+                return;
+            };
+            match pipe.write(&data[..data.len().min(CHUNK)]) {
+                Ok(n) if n > 0 && own => self.fed += n,
+                Ok(n) if n > 0 => input.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                _ => {
+                    self.pipe = None;
+                    self.fed = self.own.len();
+                    if self.interactive {
+                        input.close();
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The descriptors of one `poll`, and which of them are ready.
+#[derive(Default)]
+struct PollSet(Vec<libc::pollfd>);
+
+impl PollSet {
+    fn add(&mut self, fd: RawFd, events: libc::c_short) -> usize {
+        self.0.push(libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        });
+        self.0.len() - 1
+    }
+
+    fn ready(&self, slot: Option<usize>) -> bool {
+        slot.is_some_and(|i| self.0[i].revents != 0)
+    }
+}
+
+/// The step's output pipes, each until its EOF (or the cap).
+type Outputs = [Option<(File, OutputStream)>; 2];
 
 /// The parent's side of a running step.
 struct Watch<'a> {
@@ -165,7 +296,12 @@ struct Watch<'a> {
     ticks_per_sec: u64,
     oom_before: u64,
     reaper: Reaper,
+    feed: StdinFeed<'a>,
+    control: &'a mut Control,
+    out: &'a mut MessageWriter,
     capture: Capture,
+    truncation_sent: bool,
+    buf: Vec<u8>,
     killed_for: Option<Termination>,
     killed_at: Option<Instant>,
     peak_cpu_ms: u64,
@@ -173,26 +309,38 @@ struct Watch<'a> {
     all_killed: bool,
 }
 
+enum ReadState {
+    Open,
+    Eof,
+    OverCap,
+}
+
 impl<'a> Watch<'a> {
     fn new(
         step: &'a ShimStep,
         uid: u32,
-        pid: sys::Pid,
-        started: Instant,
         ticks_per_sec: u64,
-        oom_before: u64,
+        spawned: Spawned,
+        feed: StdinFeed<'a>,
+        control: &'a mut Control,
+        out: &'a mut MessageWriter,
     ) -> Self {
         let limits = step.limits;
         Self {
             step,
             limits,
             uid,
-            started,
-            deadline: started + Duration::from_millis(limits.wall_time_ms),
+            started: spawned.started,
+            deadline: spawned.started + Duration::from_millis(limits.wall_time_ms),
             ticks_per_sec,
-            oom_before,
-            reaper: Reaper::new(Some(pid)),
+            oom_before: spawned.oom_before,
+            reaper: Reaper::new(Some(spawned.pid)),
+            feed,
+            control,
+            out,
             capture: Capture::new(limits.output_bytes),
+            truncation_sent: false,
+            buf: vec![0u8; READ_CHUNK],
             killed_for: None,
             killed_at: None,
             peak_cpu_ms: 0,
@@ -227,19 +375,10 @@ impl<'a> Watch<'a> {
         }
     }
 
-    fn run(mut self, stdin_w: OwnedFd, stdout_r: OwnedFd, stderr_r: OwnedFd) -> StepReport {
-        let input = &self.step.stdin.0;
-        let mut stdin = if input.is_empty() {
-            // EOF right away.
-            drop(stdin_w);
-            None
-        } else {
-            Some(nonblocking(stdin_w))
-        };
-        let mut fed = 0usize;
-        let mut outs = [
-            Some((nonblocking(stdout_r), Stream::Stdout)),
-            Some((nonblocking(stderr_r), Stream::Stderr)),
+    fn run(mut self, stdout_r: OwnedFd, stderr_r: OwnedFd) -> StepReport {
+        let mut outs: Outputs = [
+            Some((nonblocking(stdout_r), OutputStream::Stdout)),
+            Some((nonblocking(stderr_r), OutputStream::Stderr)),
         ];
         let mut last_tick = self.started;
         let mut internal_error = None;
@@ -247,52 +386,52 @@ impl<'a> Watch<'a> {
         let sigchld = sys::sigchld_fd().ok();
 
         loop {
-            let mut pfds = Vec::with_capacity(4);
-            if let Some(fd) = &sigchld {
-                pfds.push(libc::pollfd {
-                    fd: fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-            }
-            if let Some(f) = &stdin {
-                pfds.push(pollfd(f, libc::POLLOUT));
-            }
-            for (f, _) in outs.iter().flatten() {
-                pfds.push(pollfd(f, libc::POLLIN));
-            }
+            self.feed.close_when_done(self.control.input());
+            let mut set = PollSet::default();
+            let sig = sigchld
+                .as_ref()
+                .map(|fd| set.add(fd.as_raw_fd(), libc::POLLIN));
+            let ctl = self.control.pollfd().map(|p| set.add(p.fd, p.events));
+            let stdin = self
+                .feed
+                .wants_write(self.control.input())
+                .map(|fd| set.add(fd, libc::POLLOUT));
+            let readers = outs.each_ref().map(|o| {
+                o.as_ref()
+                    .map(|(f, _)| set.add(f.as_raw_fd(), libc::POLLIN))
+            });
             let wait = TICK.saturating_sub(last_tick.elapsed()).as_millis() as i32;
-            if let Err(e) = sys::poll(&mut pfds, wait.max(1)) {
+            if let Err(e) = sys::poll(&mut set.0, wait.max(1)) {
                 // Never expected (EINVAL/ENOMEM); keep ticking so limits still apply.
                 eprintln!("rce-shim: poll: {e}");
                 std::thread::sleep(TICK);
                 continue;
             }
-            let mut idx = 0;
-            if let Some(fd) = &sigchld {
-                let revents = pfds.get(idx).map_or(0, |p| p.revents);
-                idx += 1;
-                if revents != 0 {
-                    sys::drain_signalfd(fd.as_fd());
-                    self.reaper.reap();
-                }
+            if let (true, Some(fd)) = (set.ready(sig), &sigchld) {
+                sys::drain_signalfd(fd.as_fd());
+                self.reaper.reap();
             }
-            if let Some(f) = &mut stdin {
-                let revents = pfds.get(idx).map_or(0, |p| p.revents);
-                idx += 1;
-                if revents != 0 && !feed(f, input, &mut fed) {
-                    stdin = None;
-                }
+            if set.ready(ctl) {
+                self.control.read_ready();
+            }
+            // A program that already exited by itself keeps its own ending; the job still stops
+            // before its next step.
+            if self.control.cancelled()
+                && self.killed_for.is_none()
+                && self.reaper.main_exit.is_none()
+            {
+                self.kill(Termination::Cancelled);
+            }
+            if set.ready(stdin) {
+                self.feed.write(self.control.input());
             }
             let mut over_cap = false;
-            for slot in outs.iter_mut() {
+            for (slot, reader) in outs.iter_mut().zip(readers) {
                 let Some((f, stream)) = slot else { continue };
-                let revents = pfds.get(idx).map_or(0, |p| p.revents);
-                idx += 1;
-                if revents == 0 {
+                if !set.ready(reader) {
                     continue;
                 }
-                match read_available(f, *stream, &mut self.capture) {
+                match self.read_once(f, *stream) {
                     ReadState::Open => {}
                     ReadState::Eof => *slot = None,
                     ReadState::OverCap => over_cap = true,
@@ -304,9 +443,11 @@ impl<'a> Watch<'a> {
                     self.kill(Termination::OutputLimit);
                 }
             }
+            self.publish(false);
 
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
+                self.publish(true);
                 self.reaper.reap();
                 if self.reaper.main_exit.is_some() {
                     break;
@@ -332,7 +473,7 @@ impl<'a> Watch<'a> {
                 break;
             }
         }
-        drop(stdin);
+        self.feed.pipe = None;
 
         // The main process is gone: account for what is left, then end it.
         self.sample_quietly();
@@ -342,8 +483,24 @@ impl<'a> Watch<'a> {
         if self.drain(&mut outs) && self.killed_for.is_none() {
             self.killed_for = Some(Termination::OutputLimit);
         }
+        // Everything the step printed goes out before anything that follows it.
+        self.publish(true);
         let oom_rose = oom::oom_kills() > self.oom_before;
         self.finish(oom_rose, internal_error)
+    }
+
+    /// Sends pending live output (all of it, or only once enough is pending), then, once the
+    /// cap was hit, everything kept and the one truncation notice.
+    fn publish(&mut self, all: bool) {
+        if all || self.capture.truncated || self.capture.flush_due() {
+            for (stream, data) in self.capture.take_pending() {
+                self.out.output(stream, data);
+            }
+        }
+        if self.capture.truncated && !self.truncation_sent {
+            self.truncation_sent = true;
+            self.out.truncated(&self.step.name);
+        }
     }
 
     /// A last sample without kill decisions (the main process has already exited).
@@ -355,37 +512,56 @@ impl<'a> Watch<'a> {
     }
 
     /// Reads what is left in the pipes, up to EOF, the cap, or [`DRAIN`]. True if over the cap.
-    fn drain(&mut self, outs: &mut [Option<(File, Stream)>; 2]) -> bool {
+    fn drain(&mut self, outs: &mut Outputs) -> bool {
         let until = Instant::now() + DRAIN;
+        let mut last_flush = Instant::now();
         while outs.iter().any(Option::is_some) {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            let mut pfds: Vec<libc::pollfd> = outs
-                .iter()
-                .flatten()
-                .map(|(f, _)| pollfd(f, libc::POLLIN))
-                .collect();
-            if sys::poll(&mut pfds, left.as_millis().max(1) as i32).is_err() {
+            let mut set = PollSet::default();
+            let readers = outs.each_ref().map(|o| {
+                o.as_ref()
+                    .map(|(f, _)| set.add(f.as_raw_fd(), libc::POLLIN))
+            });
+            let wait = left.min(TICK).as_millis().max(1) as i32;
+            if sys::poll(&mut set.0, wait).is_err() {
                 break;
             }
-            let mut idx = 0;
-            for slot in outs.iter_mut() {
+            for (slot, reader) in outs.iter_mut().zip(readers) {
                 let Some((f, stream)) = slot else { continue };
-                let revents = pfds[idx].revents;
-                idx += 1;
-                if revents == 0 {
+                if !set.ready(reader) {
                     continue;
                 }
-                match read_available(f, *stream, &mut self.capture) {
+                match self.read_once(f, *stream) {
                     ReadState::Open => {}
                     ReadState::Eof => *slot = None,
                     ReadState::OverCap => return true,
                 }
             }
+            let tick = last_flush.elapsed() >= TICK;
+            if tick {
+                last_flush = Instant::now();
+            }
+            self.publish(tick);
         }
         false
+    }
+
+    /// One read from an output pipe into the capture: one per wake-up, so that the loop gets
+    /// back to its limits, its control channel and sending output between reads.
+    fn read_once(&mut self, f: &mut File, stream: OutputStream) -> ReadState {
+        loop {
+            return match f.read(&mut self.buf) {
+                Ok(0) => ReadState::Eof,
+                Ok(n) if self.capture.push(stream, &self.buf[..n]) => ReadState::Open,
+                Ok(_) => ReadState::OverCap,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadState::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => ReadState::Eof,
+            };
+        }
     }
 
     fn finish(self, oom_rose: bool, internal_error: Option<String>) -> StepReport {
@@ -436,54 +612,6 @@ fn nonblocking(fd: OwnedFd) -> File {
         eprintln!("rce-shim: O_NONBLOCK: {e}");
     }
     File::from(fd)
-}
-
-fn pollfd(f: &File, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd: f.as_raw_fd(),
-        events,
-        revents: 0,
-    }
-}
-
-/// Writes more of `input`; false when feeding is over (all written, or the reader is gone).
-fn feed(f: &mut File, input: &[u8], fed: &mut usize) -> bool {
-    while *fed < input.len() {
-        let end = input.len().min(*fed + CHUNK);
-        match f.write(&input[*fed..end]) {
-            Ok(0) => return false,
-            Ok(n) => *fed += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // EPIPE: the program closed its stdin; anything else: stop feeding all the same.
-            Err(_) => return false,
-        }
-    }
-    false
-}
-
-enum ReadState {
-    Open,
-    Eof,
-    OverCap,
-}
-
-/// Reads everything available now from one output pipe into the capture.
-fn read_available(f: &mut File, stream: Stream, capture: &mut Capture) -> ReadState {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => return ReadState::Eof,
-            Ok(n) => {
-                if !capture.push(stream, &buf[..n]) {
-                    return ReadState::OverCap;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadState::Open,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return ReadState::Eof,
-        }
-    }
 }
 
 #[cfg(test)]

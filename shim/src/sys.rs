@@ -9,7 +9,7 @@
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 /// A process id as the kernel hands it out.
 pub type Pid = libc::pid_t;
@@ -60,11 +60,16 @@ pub fn ensure_std_fds() -> io::Result<()> {
     Ok(())
 }
 
-/// Points descriptor 0 at /dev/null (after the job was read from it).
-pub fn stdin_to_devnull() -> io::Result<()> {
+/// Moves stdin (the runner's control channel) to a new close-on-exec descriptor above 2 and
+/// points descriptor 0 at /dev/null, so nothing that inherits or dup2s the standard descriptors
+/// can ever reach the channel.
+pub fn take_stdin() -> io::Result<OwnedFd> {
+    // F_DUPFD_CLOEXEC with a minimum of 3.
+    let channel = io::stdin().as_fd().try_clone_to_owned()?;
     let null = File::open("/dev/null")?;
     // SAFETY: both descriptors are valid; dup2 atomically replaces fd 0.
-    cvt(unsafe { libc::dup2(null.as_raw_fd(), 0) }).map(drop)
+    cvt(unsafe { libc::dup2(null.as_raw_fd(), 0) })?;
+    Ok(channel)
 }
 
 /// A pipe whose both ends are close-on-exec: `(read end, write end)`.

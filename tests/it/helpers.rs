@@ -88,6 +88,7 @@ pub fn stack() -> &'static TestStack {
             job_ttl: Duration::from_secs(3600),
             max_body_bytes: 2 << 20,
             wait_margin: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(1),
         };
         let runner_config = rce_runner::config::RunnerConfig {
             amqp_url: amqp,

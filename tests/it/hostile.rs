@@ -232,7 +232,8 @@ print("fork", "works")
 }
 
 /// A compile bomb: the compile step ends within its own limits as `compile_error`, its stderr
-/// shows the compiler was stopped (`evidence`), and the language's next job compiles and runs.
+/// shows the compiler was stopped (`evidence`) or the sandbox killed it, and the language's next
+/// job compiles and runs.
 async fn compile_bomb(language: &str, source: &str, evidence: &str) -> Value {
     let app = app();
     let job = app.run_source(language, source, "").await;

@@ -12,4 +12,5 @@ mod hostile;
 mod input_handling;
 mod languages;
 mod leaks;
+mod live;
 mod verdicts;

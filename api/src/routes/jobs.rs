@@ -2,6 +2,7 @@
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::job_store::CancelOutcome;
 use crate::submission;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -9,7 +10,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rce_broker::BrokerError;
-use rce_protocol::topology::Messaging;
+use rce_protocol::job::JobMessage;
+use rce_protocol::result::JobStatus;
+use rce_protocol::topology::{Language, Messaging};
 use serde::Deserialize;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -53,62 +56,15 @@ pub async fn submit(
         })?;
     let request = submission::parse(&bytes)?;
     let id = uuid::Uuid::now_v7().to_string();
-    let admitted = submission::admit(request, &state.topology, id.clone(), chrono::Utc::now());
-    let (job, language) = match admitted {
-        Ok(ok) => ok,
+    // Registered before the job is published, so its end cannot be announced unseen.
+    let done = wait.then(|| state.completions.register(&id));
+    let (job, language) = match admit_and_publish(&state, request, id.clone()).await {
+        Ok(admitted) => admitted,
         Err(e) => {
-            // Not the requested language as a label: clients must not choose metric cardinality.
-            state
-                .metrics
-                .submissions
-                .with_label_values(&["invalid", e.code])
-                .inc();
+            state.completions.forget(&id);
             return Err(e);
         }
     };
-    state.store.create(&job).await.map_err(|e| {
-        tracing::error!(job_id = %id, error = %e, "redis refused the job record");
-        ApiError::store_unavailable()
-    })?;
-    let done = wait.then(|| state.completions.register(&id));
-    let payload = serde_json::to_vec(&job).expect("a job always serializes");
-    let published = state
-        .publisher
-        .publish_json(
-            &state.topology.messaging.jobs_exchange,
-            &Messaging::job_routing_key(&job.language),
-            &id,
-            &payload,
-        )
-        .await;
-    if let Err(e) = published {
-        state.completions.forget(&id);
-        state.store.delete(&id).await.ok();
-        let outcome = match e {
-            BrokerError::Refused => ApiError::unavailable(
-                "queue_full",
-                format!("the {} queue is full; retry shortly", job.language),
-            ),
-            other => {
-                tracing::error!(job_id = %id, error = %other, "publishing the job failed");
-                ApiError::unavailable(
-                    "broker_unavailable",
-                    "the job broker is unavailable; retry shortly",
-                )
-            }
-        };
-        state
-            .metrics
-            .submissions
-            .with_label_values(&[&job.language, outcome.code])
-            .inc();
-        return Err(outcome);
-    }
-    state
-        .metrics
-        .submissions
-        .with_label_values(&[&job.language, "accepted"])
-        .inc();
     tracing::info!(job_id = %id, language = %job.language, wait, "job admitted");
 
     let Some(done) = done else {
@@ -148,6 +104,110 @@ pub async fn submit(
         Some(v) if v.status.is_terminal() => Ok((StatusCode::OK, Json(v)).into_response()),
         Some(v) => Ok((StatusCode::ACCEPTED, Json(v)).into_response()),
         None => Err(ApiError::not_found("job")),
+    }
+}
+
+/// Validates `request`, writes the queued record and publishes the job: what `POST /v1/jobs` and
+/// the WebSocket's submit-and-attach share.
+pub async fn admit_and_publish(
+    state: &AppState,
+    request: submission::SubmitRequest,
+    id: String,
+) -> Result<(JobMessage, Language), ApiError> {
+    let admitted = submission::admit(request, &state.topology, id.clone(), chrono::Utc::now());
+    let (job, language) = match admitted {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Not the requested language as a label: clients must not choose metric cardinality.
+            state
+                .metrics
+                .submissions
+                .with_label_values(&["invalid", e.code])
+                .inc();
+            return Err(e);
+        }
+    };
+    state.store.create(&job).await.map_err(|e| {
+        tracing::error!(job_id = %id, error = %e, "redis refused the job record");
+        ApiError::store_unavailable()
+    })?;
+    let payload = serde_json::to_vec(&job).expect("a job always serializes");
+    let published = state
+        .publisher
+        .publish_json(
+            &state.topology.messaging.jobs_exchange,
+            &Messaging::job_routing_key(&job.language),
+            &id,
+            &payload,
+        )
+        .await;
+    if let Err(e) = published {
+        state.store.delete(&id).await.ok();
+        let outcome = match e {
+            BrokerError::Refused => ApiError::unavailable(
+                "queue_full",
+                format!("the {} queue is full; retry shortly", job.language),
+            ),
+            other => {
+                tracing::error!(job_id = %id, error = %other, "publishing the job failed");
+                ApiError::unavailable(
+                    "broker_unavailable",
+                    "the job broker is unavailable; retry shortly",
+                )
+            }
+        };
+        state
+            .metrics
+            .submissions
+            .with_label_values(&[&job.language, outcome.code])
+            .inc();
+        return Err(outcome);
+    }
+    state
+        .metrics
+        .submissions
+        .with_label_values(&[&job.language, "accepted"])
+        .inc();
+    Ok((job, language))
+}
+
+/// `DELETE /v1/jobs/{id}`: a queued job is cancelled on the spot (200); a running one is asked
+/// to stop and ends `cancelled` within a second (202); cancelling it again is a harmless 200;
+/// a job that already ended otherwise is a 409 that changes nothing.
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let outcome = state
+        .store
+        .cancel(&id)
+        .await
+        .map_err(|_| ApiError::store_unavailable())?;
+    match outcome {
+        CancelOutcome::Missing => Err(ApiError::not_found("job")),
+        CancelOutcome::Cancelled(view) => {
+            tracing::info!(job_id = %id, "cancelled while queued");
+            Ok((StatusCode::OK, Json(view)).into_response())
+        }
+        CancelOutcome::Requested(view) => {
+            state.store.announce_cancel(&id).await.map_err(|e| {
+                tracing::error!(job_id = %id, error = %e, "could not announce the cancel");
+                ApiError::store_unavailable()
+            })?;
+            tracing::info!(job_id = %id, "cancel requested while running");
+            Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+        }
+        CancelOutcome::Finished(view) if view.status == JobStatus::Cancelled => {
+            Ok((StatusCode::OK, Json(view)).into_response())
+        }
+        CancelOutcome::Finished(view) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_finished",
+            format!(
+                "job {id} already finished with verdict {}; there is nothing to cancel",
+                view.verdict.map_or("none", |v| v.as_str())
+            ),
+        )),
     }
 }
 

@@ -1,0 +1,192 @@
+//! Requests for jobs this runner holds: cancellation (announced on `redis_keys::CONTROL_CHANNEL`
+//! to every runner; the one holding the job acts) and an interactive job's input (read from the
+//! job's own stdin stream from the start, so input sent before the job started is not lost).
+
+use futures_util::StreamExt;
+use rce_protocol::bytes::Base64Bytes;
+use rce_protocol::events::{ControlAction, ControlMessage, STDIN_EOF};
+use rce_protocol::redis_keys;
+use rce_protocol::shim::ShimControl;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+type Senders = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<ShimControl>>>>;
+
+/// Routes control requests to the jobs this runner is running.
+#[derive(Clone, Default)]
+pub struct ControlHub {
+    jobs: Senders,
+}
+
+/// A job's registration; dropping it unregisters the job.
+pub struct Registration {
+    jobs: Senders,
+    id: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.jobs.lock().expect("control lock").remove(&self.id);
+    }
+}
+
+impl ControlHub {
+    /// Registers job `id` before it is marked running, so a cancel announced once it is running
+    /// always finds it; returns the registration and the job's control channel (the sender is
+    /// for the job's own input forwarder).
+    pub fn register(
+        &self,
+        id: &str,
+    ) -> (
+        Registration,
+        mpsc::UnboundedSender<ShimControl>,
+        mpsc::UnboundedReceiver<ShimControl>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.jobs
+            .lock()
+            .expect("control lock")
+            .insert(id.to_string(), tx.clone());
+        let registration = Registration {
+            jobs: Arc::clone(&self.jobs),
+            id: id.to_string(),
+        };
+        (registration, tx, rx)
+    }
+
+    /// A sender for job `id`'s control channel, if this runner holds it.
+    fn sender(&self, id: &str) -> Option<mpsc::UnboundedSender<ShimControl>> {
+        self.jobs.lock().expect("control lock").get(id).cloned()
+    }
+
+    fn dispatch(&self, message: ControlMessage) {
+        let Some(tx) = self.sender(&message.job_id) else {
+            return;
+        };
+        match message.action {
+            ControlAction::Cancel => {
+                tracing::info!(job_id = %message.job_id, "cancel requested");
+                let _ = tx.send(ShimControl::Cancel);
+            }
+        }
+    }
+
+    /// Follows the control channel until `stop`, resubscribing with backoff after Redis faults.
+    pub async fn follow(self, client: redis::Client, stop: CancellationToken) {
+        let mut delay = Duration::from_millis(100);
+        while !stop.is_cancelled() {
+            match client.get_async_pubsub().await {
+                Ok(mut pubsub) => match pubsub.subscribe(redis_keys::CONTROL_CHANNEL).await {
+                    Ok(()) => {
+                        delay = Duration::from_millis(100);
+                        let mut messages = pubsub.on_message();
+                        loop {
+                            tokio::select! {
+                                _ = stop.cancelled() => return,
+                                msg = messages.next() => match msg {
+                                    Some(msg) => {
+                                        let payload: Vec<u8> = msg.get_payload().unwrap_or_default();
+                                        match serde_json::from_slice::<ControlMessage>(&payload) {
+                                            Ok(m) => self.dispatch(m),
+                                            Err(e) => tracing::warn!(error = %e, "malformed control message"),
+                                        }
+                                    }
+                                    None => break,
+                                },
+                            }
+                        }
+                        tracing::warn!("control subscription ended; resubscribing");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to the control channel"),
+                },
+                Err(e) => tracing::warn!(error = %e, "redis pub/sub unreachable"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {},
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Forwards job `id`'s interactive input to `tx` until end-of-input or until the task is
+/// dropped (the job ended). Uses its own connection: XREAD BLOCK holds it.
+pub async fn forward_stdin(
+    client: redis::Client,
+    id: String,
+    tx: mpsc::UnboundedSender<ShimControl>,
+) {
+    let key = redis_keys::stdin(&id);
+    let mut last = "0".to_string();
+    let mut conn = None;
+    loop {
+        if conn.is_none() {
+            match client.get_multiplexed_async_connection().await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "stdin stream: redis unreachable");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().expect("connected above");
+        let options = StreamReadOptions::default().block(2000).count(256);
+        let reply: redis::RedisResult<Option<StreamReadReply>> =
+            redis::AsyncCommands::xread_options(c, &[&key], &[&last], &options).await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "stdin stream read failed");
+                conn = None;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            last = entry.id.clone();
+            let kind: Option<String> = entry.get("kind");
+            if kind.as_deref() == Some(STDIN_EOF) {
+                let _ = tx.send(ShimControl::StdinEof);
+                return;
+            }
+            let data: Vec<u8> = entry.get("data").unwrap_or_default();
+            if tx
+                .send(ShimControl::Stdin {
+                    data: Base64Bytes(data),
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_reaches_only_the_registered_job() {
+        let hub = ControlHub::default();
+        let (registration, _tx, mut rx) = hub.register("a");
+        hub.dispatch(ControlMessage {
+            job_id: "b".into(),
+            action: ControlAction::Cancel,
+        });
+        assert!(rx.try_recv().is_err());
+        hub.dispatch(ControlMessage {
+            job_id: "a".into(),
+            action: ControlAction::Cancel,
+        });
+        assert_eq!(rx.try_recv().unwrap(), ShimControl::Cancel);
+        drop(registration);
+        assert!(hub.sender("a").is_none(), "unregistered on drop");
+    }
+}

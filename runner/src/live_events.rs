@@ -1,0 +1,222 @@
+//! Forwarding what the shim streams to the job's Redis stream, batched: every event already
+//! queued when a write starts goes in the same round trip (one Lua call), so a program printing
+//! 1 MB in 10,000 lines costs as many round trips as the shim sent batches (a few dozen), not
+//! 10,000. The stream's expiry follows the job record's.
+
+use rce_pool::LiveEvent;
+use rce_protocol::events::{EventKind, Utf8Chunker, STREAM_MAX_LEN};
+use rce_protocol::redis_keys;
+use rce_protocol::shim::OutputStream;
+use redis::aio::ConnectionManager;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Appends (kind, data) pairs from ARGV[2..] to the stream KEYS[1] (approximately trimmed to
+/// ARGV[1] entries), and gives it the remaining lifetime of the job record KEYS[2].
+const APPEND: &str = r#"
+for i = 2, #ARGV, 2 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'kind', ARGV[i], 'data', ARGV[i + 1])
+end
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"#;
+
+/// Events a single write carries at most.
+const MAX_BATCH: usize = 512;
+
+#[derive(Clone)]
+pub struct LiveEvents {
+    conn: ConnectionManager,
+    script: Arc<redis::Script>,
+}
+
+/// Turns shim events into stream entries: text that never splits a character, status JSON.
+#[derive(Default)]
+struct EntryBuilder {
+    stdout: Utf8Chunker,
+    stderr: Utf8Chunker,
+    /// Output caps of the compile and run steps, for the truncation event.
+    caps: StepCaps,
+}
+
+/// The output cap of each step.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepCaps {
+    pub compile: u64,
+    pub run: u64,
+}
+
+impl EntryBuilder {
+    fn entries(&mut self, event: LiveEvent, out: &mut Vec<(EventKind, String)>) {
+        match event {
+            LiveEvent::Step(step) => {
+                self.flush(out);
+                let data = serde_json::json!({"status": "running", "step": step});
+                out.push((EventKind::Status, data.to_string()));
+            }
+            LiveEvent::Output { stream, data } => {
+                let (kind, chunker) = match stream {
+                    OutputStream::Stdout => (EventKind::Stdout, &mut self.stdout),
+                    OutputStream::Stderr => (EventKind::Stderr, &mut self.stderr),
+                };
+                let text = chunker.push(&data);
+                if !text.is_empty() {
+                    out.push((kind, text));
+                }
+            }
+            LiveEvent::Truncated(step) => {
+                self.flush(out);
+                let cap = if step == "compile" {
+                    self.caps.compile
+                } else {
+                    self.caps.run
+                };
+                let data = serde_json::json!({"step": step, "output_bytes": cap});
+                out.push((EventKind::Truncated, data.to_string()));
+            }
+        }
+    }
+
+    /// Whatever a stream still holds back (a character cut by the end of the output).
+    fn flush(&mut self, out: &mut Vec<(EventKind, String)>) {
+        for (kind, chunker) in [
+            (EventKind::Stdout, &mut self.stdout),
+            (EventKind::Stderr, &mut self.stderr),
+        ] {
+            let text = chunker.finish();
+            if !text.is_empty() {
+                out.push((kind, text));
+            }
+        }
+    }
+}
+
+impl LiveEvents {
+    pub fn new(conn: ConnectionManager) -> Self {
+        Self {
+            conn,
+            script: Arc::new(redis::Script::new(APPEND)),
+        }
+    }
+
+    /// Writes `events` of job `id` to its stream until the sender side closes (the job ended);
+    /// returns once everything received is written, so the caller can publish the result only
+    /// after the last output is in the stream. Redis faults lose live events, never the job.
+    pub async fn forward(
+        &self,
+        id: &str,
+        caps: StepCaps,
+        mut events: mpsc::Receiver<LiveEvent>,
+    ) -> u64 {
+        let mut builder = EntryBuilder {
+            caps,
+            ..Default::default()
+        };
+        let mut batch = Vec::new();
+        let mut writes = 0;
+        while let Some(first) = events.recv().await {
+            builder.entries(first, &mut batch);
+            while batch.len() < MAX_BATCH {
+                match events.try_recv() {
+                    Ok(event) => builder.entries(event, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            writes += self.append(id, &mut batch).await;
+        }
+        builder.flush(&mut batch);
+        writes + self.append(id, &mut batch).await
+    }
+
+    /// Appends and empties `batch`; 1 if a write was made.
+    async fn append(&self, id: &str, batch: &mut Vec<(EventKind, String)>) -> u64 {
+        if batch.is_empty() {
+            return 0;
+        }
+        let mut call = self.script.prepare_invoke();
+        call.key(redis_keys::events(id))
+            .key(redis_keys::job(id))
+            .arg(STREAM_MAX_LEN);
+        for (kind, data) in batch.drain(..) {
+            call.arg(kind.as_str()).arg(data);
+        }
+        let result: redis::RedisResult<i32> = call.invoke_async(&mut self.conn.clone()).await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not append live events");
+        }
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(events: Vec<LiveEvent>) -> Vec<(EventKind, String)> {
+        let mut b = EntryBuilder {
+            caps: StepCaps {
+                compile: 5,
+                run: 10,
+            },
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        for e in events {
+            b.entries(e, &mut out);
+        }
+        b.flush(&mut out);
+        out
+    }
+
+    #[test]
+    fn steps_output_and_truncation_become_entries() {
+        let euro = "€".as_bytes();
+        let out = build(vec![
+            LiveEvent::Step("run".into()),
+            LiveEvent::Output {
+                stream: OutputStream::Stdout,
+                data: vec![b'a', euro[0]],
+            },
+            LiveEvent::Output {
+                stream: OutputStream::Stderr,
+                data: b"err".to_vec(),
+            },
+            LiveEvent::Output {
+                stream: OutputStream::Stdout,
+                data: euro[1..].to_vec(),
+            },
+            LiveEvent::Truncated("run".into()),
+        ]);
+        assert_eq!(
+            out,
+            vec![
+                (
+                    EventKind::Status,
+                    r#"{"status":"running","step":"run"}"#.into()
+                ),
+                (EventKind::Stdout, "a".into()),
+                (EventKind::Stderr, "err".into()),
+                (EventKind::Stdout, "€".into()),
+                (
+                    EventKind::Truncated,
+                    r#"{"output_bytes":10,"step":"run"}"#.into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cut_character_is_flushed_at_the_next_step() {
+        let out = build(vec![
+            LiveEvent::Step("compile".into()),
+            LiveEvent::Output {
+                stream: OutputStream::Stderr,
+                data: vec![0xC3],
+            },
+            LiveEvent::Step("run".into()),
+        ]);
+        assert_eq!(out[1], (EventKind::Stderr, "\u{FFFD}".into()));
+        assert_eq!(out[2].0, EventKind::Status);
+    }
+}
