@@ -69,6 +69,34 @@ fn test_topology() -> String {
     path.display().to_string()
 }
 
+/// The configuration of a test api on `port`, on the tests' vhost and Redis database.
+pub fn api_config(port: u16, topology: &str) -> rce_api::config::ApiConfig {
+    rce_api::config::ApiConfig {
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        amqp_url: format!("amqp://guest:guest@127.0.0.1:5672/{VHOST}"),
+        redis_url: format!("redis://127.0.0.1:6379/{REDIS_DB}"),
+        topology_path: topology.to_string(),
+        job_ttl: Duration::from_secs(3600),
+        max_body_bytes: 2 << 20,
+        wait_margin: Duration::from_secs(60),
+        heartbeat: Duration::from_secs(1),
+    }
+}
+
+/// A second api, on its own port, that stops when `stop` resolves: for shutdown tests. The
+/// shared stack must be up (it owns the vhost). Returns its base URL and its run task.
+pub fn second_api(
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (String, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    stack();
+    let port = free_port();
+    let topology = TOPOLOGY.get().expect("written by stack()").clone();
+    let task = tokio::spawn(rce_api::app::run(api_config(port, &topology), stop));
+    (format!("http://127.0.0.1:{port}"), task)
+}
+
+static TOPOLOGY: OnceLock<String> = OnceLock::new();
+
 /// Starts (once) and returns the shared stack; waits until the api is ready and the runner's
 /// pools are warm.
 pub fn stack() -> &'static TestStack {
@@ -78,18 +106,9 @@ pub fn stack() -> &'static TestStack {
         rabbitmqctl(&["set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"]);
         let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{VHOST}");
         let redis = format!("redis://127.0.0.1:6379/{REDIS_DB}");
-        let topology = test_topology();
+        let topology = TOPOLOGY.get_or_init(test_topology).clone();
         let (api_port, metrics_port) = (free_port(), free_port());
-        let api_config = rce_api::config::ApiConfig {
-            addr: format!("127.0.0.1:{api_port}").parse().unwrap(),
-            amqp_url: amqp.clone(),
-            redis_url: redis.clone(),
-            topology_path: topology.clone(),
-            job_ttl: Duration::from_secs(3600),
-            max_body_bytes: 2 << 20,
-            wait_margin: Duration::from_secs(60),
-            heartbeat: Duration::from_secs(1),
-        };
+        let api_config = api_config(api_port, &topology);
         let runner_config = rce_runner::config::RunnerConfig {
             amqp_url: amqp,
             redis_url: redis,

@@ -501,3 +501,74 @@ async fn cancel_a_queued_and_a_running_job() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "already_finished");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_streams_end_cleanly_when_the_api_shuts_down() {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (base, api) = crate::helpers::second_api(async move {
+        let _ = stop_rx.await;
+    });
+    let app = TestApp {
+        base,
+        http: reqwest::Client::new(),
+    };
+    // Ready once it answers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the second api never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = submit(
+        &app,
+        json!({"language": "python", "source": "import time\nprint('up', flush=True)\ntime.sleep(20)", "limits": {"wall_time_ms": 25000}}),
+    )
+    .await;
+    let (up_tx, up_rx) = tokio::sync::oneshot::channel();
+    let follower = {
+        let (base, id) = (app.base.clone(), id.clone());
+        tokio::spawn(async move {
+            let app = TestApp {
+                base,
+                http: reqwest::Client::new(),
+            };
+            let mut up_tx = Some(up_tx);
+            sse(&app, &id, None, |e| {
+                if e.event == "stdout" {
+                    if let Some(tx) = up_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            })
+            .await
+        })
+    };
+    up_rx.await.unwrap();
+    let asked = Instant::now();
+    stop_tx.send(()).unwrap();
+    let capture = tokio::time::timeout(Duration::from_secs(10), follower)
+        .await
+        .expect("the stream ended when the api shut down")
+        .unwrap();
+    assert!(
+        capture.events.iter().all(|e| e.event != "done"),
+        "it ended because of the shutdown, not the job"
+    );
+    tokio::time::timeout(Duration::from_secs(10), api)
+        .await
+        .expect("the api finished shutting down")
+        .unwrap()
+        .unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(10));
+    // The job itself is unaffected: the shared api sees it through (cancelled, to be quick).
+    let shared = crate::helpers::app();
+    let (status, _) = delete(&shared, &id).await;
+    assert_eq!(status, 202);
+    let end = sse(&shared, &id, None, |_| {}).await.done();
+    assert_eq!(end["verdict"], "cancelled");
+}
