@@ -5,10 +5,8 @@
 //! announcement; if the subscription is down, waiters fall back to reading the record when their
 //! wait runs out.
 
-use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -44,41 +42,13 @@ impl Completions {
 
     /// Follows the done channel until `stop`, resubscribing with backoff after Redis faults.
     pub async fn follow(self, client: redis::Client, stop: CancellationToken) {
-        let mut delay = Duration::from_millis(100);
-        while !stop.is_cancelled() {
-            match client.get_async_pubsub().await {
-                Ok(mut pubsub) => match pubsub
-                    .subscribe(rce_protocol::redis_keys::DONE_CHANNEL)
-                    .await
-                {
-                    Ok(()) => {
-                        delay = Duration::from_millis(100);
-                        let mut messages = pubsub.on_message();
-                        loop {
-                            tokio::select! {
-                                _ = stop.cancelled() => return,
-                                msg = messages.next() => match msg {
-                                    Some(msg) => {
-                                        if let Ok(id) = msg.get_payload::<String>() {
-                                            self.notify(&id);
-                                        }
-                                    }
-                                    None => break,
-                                },
-                            }
-                        }
-                        tracing::warn!("done-channel subscription ended; resubscribing");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to the done channel"),
-                },
-                Err(e) => tracing::warn!(error = %e, "redis pub/sub unreachable"),
+        let channel = rce_protocol::redis_keys::DONE_CHANNEL;
+        rce_service::pubsub::follow(client, channel, stop, |payload| {
+            if let Ok(id) = String::from_utf8(payload) {
+                self.notify(&id);
             }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {},
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+        })
+        .await
     }
 }
 

@@ -2,7 +2,6 @@
 //! to every runner; the one holding the job acts) and an interactive job's input (read from the
 //! job's own stdin stream from the start, so input sent before the job started is not lost).
 
-use futures_util::StreamExt;
 use rce_protocol::bytes::Base64Bytes;
 use rce_protocol::events::{ControlAction, ControlMessage, STDIN_EOF};
 use rce_protocol::redis_keys;
@@ -77,40 +76,17 @@ impl ControlHub {
 
     /// Follows the control channel until `stop`, resubscribing with backoff after Redis faults.
     pub async fn follow(self, client: redis::Client, stop: CancellationToken) {
-        let mut delay = Duration::from_millis(100);
-        while !stop.is_cancelled() {
-            match client.get_async_pubsub().await {
-                Ok(mut pubsub) => match pubsub.subscribe(redis_keys::CONTROL_CHANNEL).await {
-                    Ok(()) => {
-                        delay = Duration::from_millis(100);
-                        let mut messages = pubsub.on_message();
-                        loop {
-                            tokio::select! {
-                                _ = stop.cancelled() => return,
-                                msg = messages.next() => match msg {
-                                    Some(msg) => {
-                                        let payload: Vec<u8> = msg.get_payload().unwrap_or_default();
-                                        match serde_json::from_slice::<ControlMessage>(&payload) {
-                                            Ok(m) => self.dispatch(m),
-                                            Err(e) => tracing::warn!(error = %e, "malformed control message"),
-                                        }
-                                    }
-                                    None => break,
-                                },
-                            }
-                        }
-                        tracing::warn!("control subscription ended; resubscribing");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to the control channel"),
-                },
-                Err(e) => tracing::warn!(error = %e, "redis pub/sub unreachable"),
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {},
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+        let channel = redis_keys::CONTROL_CHANNEL;
+        rce_service::pubsub::follow(
+            client,
+            channel,
+            stop,
+            |payload| match serde_json::from_slice::<ControlMessage>(&payload) {
+                Ok(m) => self.dispatch(m),
+                Err(e) => tracing::warn!(error = %e, "malformed control message"),
+            },
+        )
+        .await
     }
 }
 

@@ -2,5 +2,6 @@
 
 pub mod env;
 pub mod metrics;
+pub mod pubsub;
 pub mod shutdown;
 pub mod telemetry;
