@@ -256,8 +256,12 @@ try:
     socket.create_connection(('127.0.0.1', 47001), timeout=1); print('A still answers')
 except OSError as e:
     print('nobody there', e.errno)
+# SO_REUSEADDR: A's closed connections may leave TIME_WAIT entries on the port (TCP, not a
+# leak); only a socket still listening on it would make this bind fail.
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('127.0.0.1', 47001))
+s.listen()
 print('bound')
 "#;
     let (out_a, out_b) = a_then_b("python_solo", a, b).await;
