@@ -40,6 +40,7 @@ fn start_from(headers: &HeaderMap) -> Result<String, ApiError> {
     }
 }
 
+/// The job, or the 404 (or 503) a live endpoint answers before it starts streaming.
 async fn existing_job(state: &AppState, id: &str) -> Result<JobView, ApiError> {
     state
         .store
@@ -142,9 +143,12 @@ pub async fn attach(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let from = start_from(&headers)?;
-    let view = existing_job(&state, &id).await?;
-    let interactive = state.store.is_interactive(&id).await.unwrap_or(false);
-    let _ = view;
+    existing_job(&state, &id).await?;
+    let interactive = state
+        .store
+        .is_interactive(&id)
+        .await
+        .map_err(|_| ApiError::store_unavailable())?;
     Ok(ws
         .on_upgrade(move |socket| session(state, socket, Some((id, interactive)), from))
         .into_response())
