@@ -29,8 +29,9 @@ return 0
 "#;
 
 /// Cancels job KEYS[1]: a queued job ends here (ARGV[1] is its cancelled result, ARGV[2] its
-/// `done` event, recorded as RECORD_RESULT would); a running one is flagged, and the caller
-/// announces the cancel to the runners. Answers what it did.
+/// `done` event, recorded as RECORD_RESULT would); a running one is flagged and the cancel
+/// (ARGV[5]) is announced on the control channel KEYS[4], in the same step, so no caller can
+/// flag a job and forget to tell its runner. Answers what it did.
 const CANCEL: &str = r#"
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
@@ -44,6 +45,7 @@ if status == 'queued' then
   return 'cancelled'
 end
 redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+redis.call('PUBLISH', KEYS[4], ARGV[5])
 return 'requested'
 "#;
 
@@ -56,7 +58,7 @@ pub enum CancelOutcome {
     Finished(JobView),
     /// It was queued and is now cancelled: it will never run.
     Cancelled(JobView),
-    /// It is running; the runner holding it has been asked to kill it.
+    /// It is running; the runners have been told to kill it.
     Requested(JobView),
 }
 
@@ -194,15 +196,21 @@ impl JobStore {
             runner: None,
         };
         let cancelled_view = JobView::from_result(result.clone());
+        let announcement = ControlMessage {
+            job_id: id.to_string(),
+            action: ControlAction::Cancel,
+        };
         let outcome: String = self
             .cancel
             .key(redis_keys::job(id))
             .key(redis_keys::DONE_CHANNEL)
             .key(redis_keys::events(id))
+            .key(redis_keys::CONTROL_CHANNEL)
             .arg(serde_json::to_string(&result).expect("a result always serializes"))
             .arg(serde_json::to_string(&cancelled_view).expect("a job always serializes"))
             .arg(id)
             .arg(STREAM_MAX_LEN)
+            .arg(serde_json::to_string(&announcement).expect("a control message serializes"))
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(match outcome.as_str() {
@@ -224,19 +232,6 @@ impl JobStore {
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(flag.is_some())
-    }
-
-    /// Tells the runners to kill running job `id`.
-    pub async fn announce_cancel(&self, id: &str) -> redis::RedisResult<()> {
-        let message = ControlMessage {
-            job_id: id.to_string(),
-            action: ControlAction::Cancel,
-        };
-        redis::cmd("PUBLISH")
-            .arg(redis_keys::CONTROL_CHANNEL)
-            .arg(serde_json::to_string(&message).expect("a control message serializes"))
-            .query_async(&mut self.conn.clone())
-            .await
     }
 
     /// Appends input for interactive job `id`; the runner reads the stream from the start.

@@ -190,10 +190,6 @@ pub async fn cancel_job(
             Ok((StatusCode::OK, Json(view)).into_response())
         }
         CancelOutcome::Requested(view) => {
-            state.store.announce_cancel(&id).await.map_err(|e| {
-                tracing::error!(job_id = %id, error = %e, "could not announce the cancel");
-                ApiError::store_unavailable()
-            })?;
             tracing::info!(job_id = %id, "cancel requested while running");
             Ok((StatusCode::ACCEPTED, Json(view)).into_response())
         }

@@ -6,7 +6,7 @@ use super::jobs::admit_and_publish;
 use super::AppState;
 use crate::error::ApiError;
 use crate::event_feed::{self, StoredEvent};
-use crate::job_store::{CancelOutcome, StdinChunk};
+use crate::job_store::StdinChunk;
 use crate::job_view::JobView;
 use crate::submission;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -344,22 +344,13 @@ async fn client_message(
                 .await
                 .map_err(|_| ApiError::store_unavailable())
         }
-        ClientMessage::Cancel => {
-            match state
-                .store
-                .cancel(id)
-                .await
-                .map_err(|_| ApiError::store_unavailable())?
-            {
-                CancelOutcome::Requested(_) => state
-                    .store
-                    .announce_cancel(id)
-                    .await
-                    .map_err(|_| ApiError::store_unavailable()),
-                // The events that follow (a `done`) say the rest.
-                _ => Ok(()),
-            }
-        }
+        // Whatever it did, the events that follow (a `done`) say the rest.
+        ClientMessage::Cancel => state
+            .store
+            .cancel(id)
+            .await
+            .map(drop)
+            .map_err(|_| ApiError::store_unavailable()),
     }
 }
 
