@@ -6,6 +6,7 @@ use crate::job_store::JobStore;
 use crate::metrics::ApiMetrics;
 use crate::routes::{router, AppState};
 use anyhow::Context;
+use rce_broker::BrokerLink;
 use rce_protocol::topology::Topology;
 use std::future::Future;
 use std::path::Path;
@@ -20,33 +21,37 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let topology = Arc::new(Topology::load(Path::new(&config.topology_path))?);
-    let broker = Arc::new(rce_broker::connect(&config.amqp_url, "rce-api", BROKER_PATIENCE).await?);
-    let setup = broker.create_channel().await?;
-    rce_broker::declare_topology(&setup, &topology)
-        .await
-        .context("declaring the topology")?;
-    let publisher = rce_broker::ConfirmedPublisher::new(&broker).await?;
-
+    // Background tasks (broker supervision, recorder, sweeper, done follower) stop with this.
+    let stop = CancellationToken::new();
+    let broker = BrokerLink::start(
+        &config.amqp_url,
+        "rce-api",
+        topology.clone(),
+        BROKER_PATIENCE,
+        stop.clone(),
+    )
+    .await
+    .context("rabbitmq")?;
     let redis = redis::Client::open(config.redis_url.as_str()).context("RCE_REDIS_URL")?;
-    let conn = redis
-        .get_connection_manager()
-        .await
-        .context("connecting to redis")?;
+    let conn = rce_service::redis_conn::manager(&redis).context("redis")?;
     let store = JobStore::new(conn, config.job_ttl);
     let completions = Completions::default();
-    let stop = CancellationToken::new();
 
     let follower = tokio::spawn(completions.clone().follow(redis.clone(), stop.clone()));
     let recorder = {
-        let (results, dead) = (
-            broker.create_channel().await?,
-            broker.create_channel().await?,
+        let (broker, topology, store, stop) = (
+            broker.clone(),
+            topology.clone(),
+            store.clone(),
+            stop.clone(),
         );
-        let (topology, store, stop) = (topology.clone(), store.clone(), stop.clone());
-        tokio::spawn(
-            async move { crate::recorder::run(results, dead, &topology, store, stop).await },
-        )
+        tokio::spawn(async move { crate::recorder::run(broker, &topology, store, stop).await })
     };
+    let sweeper = tokio::spawn(crate::stuck_jobs::sweep(
+        store.clone(),
+        config.stuck_margin,
+        stop.clone(),
+    ));
 
     let closing = CancellationToken::new();
     let state = AppState {
@@ -55,7 +60,6 @@ pub async fn run(
         heartbeat: config.heartbeat,
         topology,
         store,
-        publisher,
         broker: broker.clone(),
         completions,
         metrics: ApiMetrics::new(),
@@ -66,25 +70,17 @@ pub async fn run(
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     tracing::info!(addr = %config.addr, "api ready");
-    let server_stop = stop.clone();
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-        tokio::select! {
-            _ = shutdown => tracing::info!("shutdown requested"),
-            _ = server_stop.cancelled() => {},
-        }
+        shutdown.await;
+        tracing::info!("shutdown requested");
         // Live streams would hold the graceful shutdown open forever: end them now.
         closing.cancel();
     });
-    let outcome = tokio::select! {
-        served = server => served.context("http server"),
-        recorded = recorder => match recorded {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.context("the recorder stopped")),
-            Err(e) => Err(anyhow::anyhow!("the recorder panicked: {e}")),
-        },
-    };
+    let served = server.await.context("http server");
     stop.cancel();
-    follower.await.ok();
-    broker.close(200, "bye".into()).await.ok();
-    outcome
+    for task in [follower, recorder, sweeper] {
+        task.await.ok();
+    }
+    broker.close().await;
+    served
 }

@@ -10,6 +10,7 @@
 //! | `RCE_MAX_BODY_BYTES` | `2097152` | largest accepted request body (413 above) |
 //! | `RCE_WAIT_MARGIN_MS` | `15000` | `wait=true` waits for the job's limits plus this |
 //! | `RCE_SSE_HEARTBEAT_SECS` | `15` | idle SSE streams get a comment line this often, so proxies keep them open |
+//! | `RCE_STUCK_MARGIN_SECS` | `60` | a running job with no result this long past its limits is ended `internal_error` (its runner is lost) |
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -25,6 +26,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     pub wait_margin: Duration,
     pub heartbeat: Duration,
+    /// Past a running job's limits, how long before the stuck-job sweeper ends it: long enough
+    /// for a runner to ride out a short broker outage with the result in hand.
+    pub stuck_margin: Duration,
 }
 
 use rce_service::env::var_or as var;
@@ -48,6 +52,7 @@ impl ApiConfig {
             max_body_bytes: number("RCE_MAX_BODY_BYTES", 2 << 20)? as usize,
             wait_margin: Duration::from_millis(number("RCE_WAIT_MARGIN_MS", 15_000)?),
             heartbeat: Duration::from_secs(number("RCE_SSE_HEARTBEAT_SECS", 15)?.max(1)),
+            stuck_margin: Duration::from_secs(number("RCE_STUCK_MARGIN_SECS", 60)?),
         })
     }
 }

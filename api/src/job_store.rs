@@ -15,8 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Stores the result only if none is stored yet, appends the `done` event (ARGV[7], the job
-/// JSON) to the event stream KEYS[3], then announces the job on the done channel.
+/// JSON) to the event stream KEYS[3], then announces the job on the done channel. Either way the
+/// job leaves the stuck-job sweeper's set KEYS[4].
 const RECORD_RESULT: &str = r#"
+redis.call('ZREM', KEYS[4], ARGV[4])
 if redis.call('HSETNX', KEYS[1], 'result', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'status', ARGV[2], 'id', ARGV[4], 'language', ARGV[5], 'created_at', ARGV[6])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -60,6 +62,16 @@ pub enum CancelOutcome {
     Cancelled(JobView),
     /// It is running; the runners have been told to kill it.
     Requested(JobView),
+}
+
+/// The failed result of a job that was never admitted (see `routes::jobs`).
+pub fn failed_result(job: &JobMessage, why: &str) -> ResultMessage {
+    ResultMessage::platform_failure(
+        job.id.clone(),
+        job.language.clone(),
+        job.created_at,
+        why.to_string(),
+    )
 }
 
 /// Input for an interactive job, from its WebSocket.
@@ -154,6 +166,7 @@ impl JobStore {
             .key(redis_keys::job(&result.id))
             .key(redis_keys::DONE_CHANNEL)
             .key(redis_keys::events(&result.id))
+            .key(redis_keys::DEADLINES)
             .arg(json)
             .arg(result.status.as_str())
             .arg(self.ttl.as_secs())
@@ -257,6 +270,42 @@ impl JobStore {
             .ignore()
             .query_async(&mut self.conn.clone())
             .await
+    }
+
+    /// Up to `limit` running jobs whose limits ran out before `cutoff`.
+    pub async fn overdue(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> redis::RedisResult<Vec<String>> {
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(redis_keys::DEADLINES)
+            .arg("-inf")
+            .arg(cutoff.timestamp_millis())
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.conn.clone())
+            .await
+    }
+
+    /// Ends overdue job `id` as a platform failure (unless a result beat us to it).
+    pub async fn end_overdue(&self, id: &str, why: &str) -> redis::RedisResult<bool> {
+        let Some(view) = self.get(id).await? else {
+            // Expired meanwhile: nothing left to end.
+            return redis::cmd("ZREM")
+                .arg(redis_keys::DEADLINES)
+                .arg(id)
+                .query_async::<i32>(&mut self.conn.clone())
+                .await
+                .map(|_| false);
+        };
+        let created_at = chrono::DateTime::parse_from_rfc3339(&view.created_at)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(|_| chrono::Utc::now());
+        let result =
+            ResultMessage::platform_failure(view.id, view.language, created_at, why.to_string());
+        self.record(&result).await
     }
 
     pub async fn ping(&self) -> redis::RedisResult<()> {

@@ -12,4 +12,5 @@ pub mod job_view;
 pub mod metrics;
 pub mod recorder;
 pub mod routes;
+pub mod stuck_jobs;
 pub mod submission;

@@ -9,11 +9,11 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
 };
 use lapin::types::FieldTable;
-use lapin::Channel;
+use rce_broker::{BrokerLink, Session};
 use rce_protocol::job::JobMessage;
-use rce_protocol::result::{JobStatus, ResultMessage, Verdict};
+use rce_protocol::result::ResultMessage;
 use rce_protocol::topology::Topology;
-use rce_protocol::SCHEMA_VERSION;
+use rce_service::backoff::Backoff;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -21,36 +21,64 @@ use tokio_util::sync::CancellationToken;
 /// little if this api instance dies.
 const PREFETCH: u16 = 64;
 
-/// Runs both consumers until `stop`; returns an error if the broker drops them.
+/// Runs both consumers until `stop`, each across broker reconnections.
 pub async fn run(
-    results: Channel,
-    dead: Channel,
+    broker: BrokerLink,
     topology: &Topology,
     store: JobStore,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) {
     let m = &topology.messaging;
     let results_loop = consume(
-        results,
+        &broker,
         &m.recorder_queue,
         store.clone(),
-        stop.clone(),
+        &stop,
         record_result,
     );
-    let dead_loop = consume(dead, &m.dead_letter_queue, store, stop, record_dead_letter);
-    tokio::try_join!(results_loop, dead_loop)?;
-    Ok(())
+    let dead_loop = consume(
+        &broker,
+        &m.dead_letter_queue,
+        store,
+        &stop,
+        record_dead_letter,
+    );
+    tokio::join!(results_loop, dead_loop);
 }
 
 type Interpret = fn(&Delivery) -> Option<ResultMessage>;
 
+/// Consumes `queue` on whatever session the link has, coming back after every disconnection.
 async fn consume(
-    channel: Channel,
+    broker: &BrokerLink,
     queue: &str,
     store: JobStore,
-    stop: CancellationToken,
+    stop: &CancellationToken,
+    interpret: Interpret,
+) {
+    let mut backoff = Backoff::reconnect();
+    while let Some(session) = broker.next_session(stop).await {
+        match consume_session(&session, queue, &store, stop, interpret).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(%queue, error = %e, "recorder consumer lost; resuming once rabbitmq is back");
+                if backoff.wait(stop).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Records deliveries until `stop` (Ok) or until the session fails (Err).
+async fn consume_session(
+    session: &Session,
+    queue: &str,
+    store: &JobStore,
+    stop: &CancellationToken,
     interpret: Interpret,
 ) -> anyhow::Result<()> {
+    let channel = session.connection.create_channel().await?;
     channel
         .basic_qos(PREFETCH, BasicQosOptions::default())
         .await?;
@@ -62,6 +90,8 @@ async fn consume(
             FieldTable::default(),
         )
         .await?;
+    tracing::info!(%queue, "recording");
+    let mut redis_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         let delivery = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
@@ -82,12 +112,16 @@ async fn consume(
         };
         match store.record(&result).await {
             Ok(kept) => {
+                redis_backoff.reset();
                 tracing::info!(job_id = %result.id, verdict = result.verdict.as_str(), kept, "result recorded");
                 delivery.acker.ack(BasicAckOptions::default()).await?;
             }
             Err(e) => {
-                tracing::warn!(job_id = %result.id, error = %e, "redis refused the result; will retry");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                // Redis is down: hold the delivery a while (backing off, so an outage is not a
+                // busy loop), then give it back to be recorded later; nothing is lost.
+                let delay = redis_backoff.next_delay();
+                tracing::warn!(job_id = %result.id, error = %e, retry_in_ms = delay.as_millis() as u64, "redis refused the result; will retry");
+                tokio::time::sleep(delay).await;
                 let requeue = BasicNackOptions {
                     requeue: true,
                     ..Default::default()
@@ -119,20 +153,10 @@ fn record_dead_letter(delivery: &Delivery) -> Option<ResultMessage> {
             .trim_start_matches("job.")
             .to_string()
     });
-    let now = Utc::now();
-    Some(ResultMessage {
-        schema: SCHEMA_VERSION,
+    Some(ResultMessage::platform_failure(
         id,
         language,
-        status: JobStatus::Failed,
-        verdict: Verdict::InternalError,
-        compile: None,
-        run: None,
-        error: Some("the job could not be run and was dead-lettered".into()),
-        created_at: job.map_or(now, |j| j.created_at),
-        started_at: None,
-        finished_at: now,
-        queue_ms: None,
-        runner: None,
-    })
+        job.map_or_else(Utc::now, |j| j.created_at),
+        "the job could not be run and was dead-lettered".into(),
+    ))
 }

@@ -13,6 +13,9 @@ use lapin::{
 use rce_protocol::topology::{Messaging, Topology};
 use std::time::Duration;
 
+mod link;
+pub use link::{BrokerLink, Session, PUBLISH_TIMEOUT};
+
 /// AMQP delivery mode 2: the broker writes the message to disk before confirming it.
 const PERSISTENT: u8 = 2;
 
@@ -26,6 +29,14 @@ pub enum BrokerError {
     Refused,
     #[error("the message could not be routed to any queue")]
     Unroutable,
+    #[error("not connected to rabbitmq")]
+    Unavailable,
+    #[error("rabbitmq did not answer in time")]
+    Timeout,
+    /// The queue exists with other arguments than topology.yaml gives it (RabbitMQ refuses to
+    /// change a queue's arguments in place).
+    #[error("queue {queue} exists with arguments other than topology.yaml's ({source}); delete it (rabbitmqctl delete_queue {queue}) or restore the old values")]
+    QueueMismatch { queue: String, source: lapin::Error },
 }
 
 /// Connects, retrying with backoff until `patience` runs out, so a service started just before
@@ -92,21 +103,23 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> Result<
         "result.#",
     )
     .await?;
-    for language in topology.languages.keys() {
+    for language in topology.all_languages() {
         declare_bound(
             channel,
-            &m.job_queue(language),
-            job_queue_arguments(m),
+            &m.job_queue(&language.id),
+            job_queue_arguments(m, language.queue_max_length),
             &m.jobs_exchange,
-            &Messaging::job_routing_key(language),
+            &Messaging::job_routing_key(&language.id),
         )
         .await?;
     }
     Ok(())
 }
 
-/// Arguments of every per-language job queue (design.md, "Messaging").
-pub fn job_queue_arguments(m: &Messaging) -> FieldTable {
+/// Arguments of a per-language job queue (design.md, "Messaging"): at most `max_length` ready
+/// jobs; past that the broker nacks the publish (`reject-publish`), which the api turns into a
+/// 503, rather than dropping a job it already accepted (`drop-head`).
+pub fn job_queue_arguments(m: &Messaging, max_length: u32) -> FieldTable {
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), text("quorum"));
     args.insert(
@@ -117,10 +130,7 @@ pub fn job_queue_arguments(m: &Messaging) -> FieldTable {
         "x-dead-letter-exchange".into(),
         text(&m.dead_letter_exchange),
     );
-    args.insert(
-        "x-max-length".into(),
-        AMQPValue::LongInt(m.max_length as i32),
-    );
+    args.insert("x-max-length".into(), AMQPValue::LongInt(max_length as i32));
     args.insert("x-overflow".into(), text("reject-publish"));
     args
 }
@@ -134,7 +144,17 @@ async fn declare_bound(
 ) -> Result<(), BrokerError> {
     channel
         .queue_declare(queue.into(), durable_queue(), args)
-        .await?;
+        .await
+        .map_err(|source| {
+            if is_precondition_failed(&source) {
+                BrokerError::QueueMismatch {
+                    queue: queue.to_string(),
+                    source,
+                }
+            } else {
+                source.into()
+            }
+        })?;
     channel
         .queue_bind(
             queue.into(),
@@ -145,6 +165,11 @@ async fn declare_bound(
         )
         .await?;
     Ok(())
+}
+
+/// RabbitMQ's answer to redeclaring a queue with other arguments (AMQP reply code 406).
+fn is_precondition_failed(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 406)
 }
 
 /// A channel in confirm mode: every publish waits for the broker's ack.

@@ -18,3 +18,18 @@ pub enum PoolError {
     #[error("exec stream: {0}")]
     Stream(String),
 }
+
+impl PoolError {
+    /// Whether another attempt could succeed: the engine or the container failed under the job
+    /// (Docker restarted, the container vanished, the shim died without a word). The runner hands
+    /// such a job back to the broker instead of failing it; the queue's delivery limit bounds the
+    /// retries. A shim that overran its deadline or wrote a broken record is not retried: that
+    /// can be the job's doing, and running a hostile job again only multiplies its cost.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Docker(_) | Self::Unavailable { .. } | Self::Stream(_) => true,
+            Self::Record(RecordError::Missing(_)) => true,
+            Self::Timeout(_) | Self::Record(RecordError::Invalid(_)) | Self::Encode(_) => false,
+        }
+    }
+}

@@ -59,11 +59,14 @@ pub struct LanguagePool {
     language: Language,
     sandbox: Sandbox,
     retired: RetirementCounters,
+    epoch: Arc<AtomicU64>,
 }
 
 impl LanguagePool {
     pub fn new(docker: Docker, language: Language, sandbox: Sandbox, runner_id: &str) -> Arc<Self> {
+        let epoch = Arc::new(AtomicU64::new(0));
         let manager = ContainerManager {
+            epoch: epoch.clone(),
             docker: docker.clone(),
             language: language.clone(),
             sandbox: sandbox.clone(),
@@ -82,7 +85,16 @@ impl LanguagePool {
             language,
             sandbox,
             retired: RetirementCounters::default(),
+            epoch,
         })
+    }
+
+    /// Forgets every container made before now: after the engine restarted they are gone (or
+    /// stopped husks). Idle ones leave the pool at once; busy ones are refused when their job
+    /// returns them. The caller removes the husks and warms the pool again.
+    pub fn forget_containers(&self) {
+        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        self.pool.retain(|c, _| c.epoch == epoch);
     }
 
     pub fn language(&self) -> &Language {
@@ -259,6 +271,20 @@ impl Pools {
             }
         }
         Ok(())
+    }
+
+    /// Rebuilds every pool after the engine came back: forgets the old containers, removes what
+    /// is left of them, and warms the pools again.
+    pub async fn rebuild(&self) -> Result<(), PoolError> {
+        for pool in self.iter() {
+            pool.forget_containers();
+        }
+        let removed = self.remove_all_containers().await?;
+        tracing::info!(
+            removed,
+            "removed the containers the engine restart left behind"
+        );
+        self.warm_all().await
     }
 
     /// Warms every pool concurrently; the first error is returned after all have tried.

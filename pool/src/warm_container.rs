@@ -12,7 +12,7 @@ use deadpool::managed::{Manager, Metrics, RecycleError, RecycleResult};
 use futures_util::StreamExt;
 use rce_protocol::shim::{Baseline, ShimMessage};
 use rce_protocol::topology::{Language, Sandbox};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,9 @@ pub struct WarmContainer {
     pub healthy: bool,
     /// Its resting state, measured before any job ran; every job's shim checks it returned there.
     pub baseline: Baseline,
+    /// The engine epoch it was created in: after the engine restarted, containers of an older
+    /// epoch are dead husks and are never handed out again.
+    pub epoch: u64,
 }
 
 /// Creates containers for one language; recycling refuses containers that are unhealthy or have
@@ -43,10 +46,12 @@ pub struct ContainerManager {
     pub(crate) sandbox: Sandbox,
     pub(crate) runner_id: String,
     pub(crate) next_slot: Arc<AtomicU32>,
+    pub(crate) epoch: Arc<AtomicU64>,
 }
 
 impl ContainerManager {
     async fn start_one(&self) -> Result<WarmContainer, PoolError> {
+        let epoch = self.epoch.load(Ordering::Acquire);
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
         let name = format!("rce-{}-{}-{}", self.runner_id, self.language.id, slot);
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
@@ -77,6 +82,7 @@ impl ContainerManager {
             ),
             healthy: true,
             baseline,
+            epoch,
         })
     }
 }
@@ -124,7 +130,8 @@ impl Manager for ContainerManager {
     }
 
     async fn recycle(&self, c: &mut WarmContainer, _: &Metrics) -> RecycleResult<PoolError> {
-        if c.healthy && c.jobs_run < self.sandbox.max_jobs_per_container {
+        let current = c.epoch == self.epoch.load(Ordering::Acquire);
+        if current && c.healthy && c.jobs_run < self.sandbox.max_jobs_per_container {
             return Ok(());
         }
         remove_container(&self.docker, &c.id).await;

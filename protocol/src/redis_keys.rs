@@ -23,3 +23,8 @@ pub fn stdin(id: &str) -> String {
 /// Pub/sub channel of [`crate::events::ControlMessage`]s: every runner listens, the one holding
 /// the job acts.
 pub const CONTROL_CHANNEL: &str = "rce:control";
+
+/// Sorted set of running jobs, scored by when their limits run out (Unix ms): written at pickup,
+/// cleared when the result is recorded. The api's stuck-job sweeper ends a job still in it past
+/// its score plus a margin, so a job whose runner froze or vanished for good never hangs.
+pub const DEADLINES: &str = "rce:deadlines";

@@ -118,6 +118,34 @@ pub struct ResultMessage {
     pub runner: Option<String>,
 }
 
+impl ResultMessage {
+    /// The end of a job the platform could not run (dead-lettered, stuck past its limits, never
+    /// admitted): `failed` with `internal_error`, and `error` saying why, so no client waits
+    /// forever for a job that will not come.
+    pub fn platform_failure(
+        id: String,
+        language: String,
+        created_at: DateTime<Utc>,
+        error: String,
+    ) -> Self {
+        Self {
+            schema: crate::SCHEMA_VERSION,
+            id,
+            language,
+            status: JobStatus::Failed,
+            verdict: Verdict::InternalError,
+            compile: None,
+            run: None,
+            error: Some(error),
+            created_at,
+            started_at: None,
+            finished_at: Utc::now(),
+            queue_ms: None,
+            runner: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

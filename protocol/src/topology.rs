@@ -124,6 +124,11 @@ pub struct LanguageSpec {
     /// (gVisor) for the languages most exposed to kernel exploits, where the engine has it.
     #[serde(default)]
     pub runtime: Option<String>,
+    /// `x-max-length` of this language's job queue, instead of `messaging.max_length`: the
+    /// backlog past which submissions get 503 + Retry-After. Size it to what the fleet drains
+    /// within a client's patience (queued jobs x seconds per job / runners).
+    #[serde(default)]
+    pub queue_max_length: Option<u32>,
 }
 
 /// A language with its limits merged over the global table: what api and runner use.
@@ -144,6 +149,8 @@ pub struct Language {
     pub compile_limits: Limits,
     /// The OCI runtime its containers run under (its own or the sandbox's).
     pub runtime: String,
+    /// `x-max-length` of its job queue (its own or `messaging.max_length`).
+    pub queue_max_length: u32,
 }
 
 /// The tag every image is built and run under; bump when the image contract changes.
@@ -244,6 +251,12 @@ impl Topology {
             if lang.pool == 0 {
                 return Err(format!("{id}: pool must be at least 1"));
             }
+            if lang.queue_max_length == 0 || lang.queue_max_length > i32::MAX as u32 {
+                return Err(format!(
+                    "{id}: queue_max_length (or messaging.max_length) must be between 1 and {}",
+                    i32::MAX
+                ));
+            }
             if lang.file.contains('/') {
                 return Err(format!("{id}: file must be a plain name"));
             }
@@ -283,6 +296,7 @@ impl Topology {
                 .runtime
                 .clone()
                 .unwrap_or_else(|| self.sandbox.runtime.clone()),
+            queue_max_length: spec.queue_max_length.unwrap_or(self.messaging.max_length),
         })
     }
 
@@ -356,16 +370,30 @@ mod tests {
             .is_none());
     }
 
+    /// The repository's topology.yaml with `extra` added to the bash language.
+    fn with_bash(extra: &str) -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"))
+            .unwrap()
+            .replace(
+                "    image: rce-bash\n",
+                &format!("    image: rce-bash\n{extra}"),
+            )
+    }
+
+    #[test]
+    fn queue_max_length_is_per_language_or_the_messaging_default() {
+        let t = Topology::parse(&with_bash("    queue_max_length: 7\n"), "test").unwrap();
+        assert_eq!(t.language("bash").unwrap().queue_max_length, 7);
+        assert_eq!(
+            t.language("python").unwrap().queue_max_length,
+            t.messaging.max_length
+        );
+        assert!(Topology::parse(&with_bash("    queue_max_length: 0\n"), "test").is_err());
+    }
+
     #[test]
     fn runtime_is_per_language_or_the_sandbox_default() {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../topology.yaml"))
-                .unwrap()
-                .replace(
-                    "    image: rce-bash\n",
-                    "    image: rce-bash\n    runtime: runsc\n",
-                );
-        let t = Topology::parse(&text, "t.yaml").unwrap();
+        let t = Topology::parse(&with_bash("    runtime: runsc\n"), "t.yaml").unwrap();
         assert_eq!(t.language("bash").unwrap().runtime, "runsc");
         assert_eq!(t.language("python").unwrap().runtime, t.sandbox.runtime);
     }

@@ -2,6 +2,7 @@
 
 use crate::config::RunnerConfig;
 use crate::control::ControlHub;
+use crate::engine_watch::{self, EngineReady};
 use crate::job_consumer::{consume, JobContext};
 use crate::live_events::LiveEvents;
 use crate::metrics::RunnerMetrics;
@@ -9,6 +10,7 @@ use crate::status_store::StatusStore;
 use anyhow::Context;
 use axum::routing::get;
 use bollard::Docker;
+use rce_broker::BrokerLink;
 use rce_pool::Pools;
 use rce_protocol::topology::Topology;
 use std::future::Future;
@@ -18,17 +20,18 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// How long the runner waits for RabbitMQ at start before giving up.
+/// How long the runner waits for RabbitMQ (and the Docker engine) at start before giving up.
 const BROKER_PATIENCE: Duration = Duration::from_secs(60);
 
 pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let topology = Arc::new(Topology::load(Path::new(&config.topology_path))?);
-    let docker = Docker::connect_with_defaults()
-        .context("docker engine")?
-        .negotiate_version()
-        .await
-        .context("negotiating the docker API version")?;
-    let pools = Pools::new(docker, &topology, &config.runner_id, &config.languages);
+    let docker = connect_docker().await?;
+    let pools = Pools::new(
+        docker.clone(),
+        &topology,
+        &config.runner_id,
+        &config.languages,
+    );
     if pools.iter().next().is_none() {
         anyhow::bail!("RCE_RUNNER_LANGUAGES names no language of the topology");
     }
@@ -50,60 +53,61 @@ pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> an
         .context("warming the container pools")?;
     tracing::info!(ms = warm_started.elapsed().as_millis() as u64, "pools warm");
 
-    let metrics = RunnerMetrics::new();
-    let connection = rce_broker::connect(
+    // Lives until the very end: in-flight jobs publish their results through it.
+    let link_stop = CancellationToken::new();
+    let broker = BrokerLink::start(
         &config.amqp_url,
         &format!("rce-runner {}", config.runner_id),
+        topology.clone(),
         BROKER_PATIENCE,
+        link_stop.clone(),
     )
-    .await?;
-    let setup = connection.create_channel().await?;
-    rce_broker::declare_topology(&setup, &topology)
-        .await
-        .context("declaring the topology")?;
-    let status = StatusStore::connect(&config.redis_url)
-        .await
-        .context("redis")?;
-    let redis = redis::Client::open(config.redis_url.as_str()).context("redis url")?;
+    .await
+    .context("rabbitmq")?;
+    let redis = redis::Client::open(config.redis_url.as_str()).context("RCE_REDIS_URL")?;
+    let conn = rce_service::redis_conn::manager(&redis).context("redis")?;
+    let status = StatusStore::new(conn.clone());
+    let metrics = RunnerMetrics::new();
     let control = ControlHub::default();
+    let stop = CancellationToken::new();
+    let engine = engine_watch::spawn(docker, pools.clone(), link_stop.clone());
     let ctx = JobContext {
         topology: topology.clone(),
-        publisher: rce_broker::ConfirmedPublisher::new(&connection).await?,
-        live: LiveEvents::new(status.connection()),
+        broker: broker.clone(),
+        live: LiveEvents::new(conn.clone()),
         status,
         metrics: metrics.clone(),
         runner_id: config.runner_id.clone(),
         control: control.clone(),
         redis: redis.clone(),
+        engine: engine.clone(),
+        shutdown: stop.clone(),
     };
 
-    let stop = CancellationToken::new();
     // Cancels must reach jobs until the last one has drained, so this follows its own token.
     let control_stop = CancellationToken::new();
     let control_task = tokio::spawn(control.follow(redis, control_stop.clone()));
     let tracker = TaskTracker::new();
     let mut consumers = tokio::task::JoinSet::new();
     for pool in pools.iter() {
-        let (pool, ctx, tracker, stop) = (pool.clone(), ctx.clone(), tracker.clone(), stop.clone());
-        let channel = connection.create_channel().await?;
-        consumers.spawn(consume(channel, pool, ctx, tracker, stop));
+        consumers.spawn(consume(pool.clone(), ctx.clone(), tracker.clone()));
     }
     let listener = tokio::net::TcpListener::bind(config.metrics_addr)
         .await
         .with_context(|| format!("binding {}", config.metrics_addr))?;
     tracing::info!(addr = %config.metrics_addr, runner = %config.runner_id, "runner ready");
-    let server = axum::serve(listener, metrics_router(metrics.clone(), pools.clone()))
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let probes = Probes {
+        broker: broker.clone(),
+        engine,
+        redis: conn,
+        pools: pools.clone(),
+    };
+    let server = axum::serve(listener, metrics_router(metrics.clone(), probes))
+        .with_graceful_shutdown(link_stop.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
 
-    let outcome = tokio::select! {
-        _ = shutdown => { tracing::info!("shutdown requested"); Ok(()) }
-        Some(done) = consumers.join_next() => match done {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.context("a consumer stopped")),
-            Err(e) => Err(anyhow::anyhow!("a consumer panicked: {e}")),
-        },
-    };
+    shutdown.await;
+    tracing::info!("shutdown requested: no new jobs; in-flight jobs may finish");
     stop.cancel();
     while consumers.join_next().await.is_some() {}
     tracker.close();
@@ -117,16 +121,77 @@ pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> an
     }
     control_stop.cancel();
     control_task.await.ok();
-    connection.close(200, "bye".into()).await.ok();
+    broker.close().await;
+    link_stop.cancel();
     let removed = pools.remove_all_containers().await.unwrap_or(0);
     tracing::info!(removed, "containers removed; runner stopped");
     server.await.ok();
-    outcome
+    Ok(())
 }
 
-fn metrics_router(metrics: RunnerMetrics, pools: Pools) -> axum::Router {
+/// Connects to the Docker engine, waiting for it as for RabbitMQ: a runner started alongside a
+/// Docker-in-Docker sidecar comes up before its engine does.
+async fn connect_docker() -> anyhow::Result<Docker> {
+    let docker = Docker::connect_with_defaults().context("docker engine")?;
+    let started = tokio::time::Instant::now();
+    let mut backoff = rce_service::backoff::Backoff::reconnect();
+    loop {
+        match docker.clone().negotiate_version().await {
+            Ok(docker) => return Ok(docker),
+            Err(e) if started.elapsed() < BROKER_PATIENCE => {
+                tracing::warn!(error = %e, "docker engine not reachable yet");
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            Err(e) => return Err(e).context("negotiating the docker API version"),
+        }
+    }
+}
+
+/// What `/readyz` looks at.
+#[derive(Clone)]
+struct Probes {
+    broker: BrokerLink,
+    engine: EngineReady,
+    redis: redis::aio::ConnectionManager,
+    pools: Pools,
+}
+
+/// Ready when the runner can take jobs: connected to RabbitMQ, engine up and pools warm. Redis
+/// is reported but not required: without it jobs still run and report through RabbitMQ (only
+/// their live output is lost).
+async fn readyz(probes: Probes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let broker = probes.broker.connected();
+    let docker = *probes.engine.borrow();
+    let ping: redis::RedisResult<String> = redis::cmd("PING")
+        .query_async(&mut probes.redis.clone())
+        .await;
+    let pools: serde_json::Map<String, serde_json::Value> = probes
+        .pools
+        .iter()
+        .map(|p| {
+            let s = p.status();
+            let id = p.language().id.clone();
+            (id, serde_json::json!({"size": s.size, "idle": s.idle}))
+        })
+        .collect();
+    let ready = broker && docker;
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "ready": ready, "broker": broker, "docker": docker, "redis": ping.is_ok(), "pools": pools,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+fn metrics_router(metrics: RunnerMetrics, probes: Probes) -> axum::Router {
+    let pools = probes.pools.clone();
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(move || readyz(probes.clone())))
         .route(
             "/metrics",
             get(move || {

@@ -2,8 +2,12 @@
 //!
 //! The channel's prefetch equals the language's pool size, so the broker never hands this runner
 //! more unacked jobs than it has warm containers; the rest stay in the queue for other runners.
+//! The consumer outlives its connection: when RabbitMQ goes away it waits for the next session
+//! and consumes again; while the Docker engine is down it cancels its consumer, so the broker
+//! keeps the jobs for runners that can run them.
 
 use crate::control::{self, ControlHub};
+use crate::engine_watch::EngineReady;
 use crate::live_events::{LiveEvents, StepCaps};
 use crate::metrics::RunnerMetrics;
 use crate::status_store::{Pickup, StatusStore};
@@ -11,27 +15,34 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::Channel;
-use rce_broker::ConfirmedPublisher;
-use rce_pool::{JobChannels, LanguagePool};
+use rce_broker::{BrokerLink, Session};
+use rce_pool::{JobChannels, LanguagePool, PoolError};
 use rce_protocol::job::JobMessage;
 use rce_protocol::result::{JobStatus, ResultMessage, Verdict};
 use rce_protocol::topology::{Messaging, Topology};
 use rce_protocol::verdict::judge;
 use rce_protocol::SCHEMA_VERSION;
+use rce_service::backoff::Backoff;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+
+/// How long a finished job's result may wait for the broker (reconnecting meanwhile) before the
+/// job is handed back to run again.
+const RESULT_PATIENCE: Duration = Duration::from_secs(120);
 
 /// What every job handler needs, shared across languages.
 #[derive(Clone)]
 pub struct JobContext {
     pub topology: Arc<Topology>,
-    pub publisher: ConfirmedPublisher,
+    pub broker: BrokerLink,
     pub status: StatusStore,
     pub metrics: RunnerMetrics,
     pub runner_id: String,
@@ -39,48 +50,136 @@ pub struct JobContext {
     pub control: ControlHub,
     /// For the connections interactive jobs hold while they read their input.
     pub redis: redis::Client,
+    /// False while the Docker engine is down (or the pools are being rebuilt).
+    pub engine: EngineReady,
+    /// Fired at SIGTERM: no new job starts after it.
+    pub shutdown: CancellationToken,
 }
 
-/// Consumes `rce.jobs.<language>` until `shutdown` fires; each delivery runs on `tracker`.
-pub async fn consume(
-    channel: Channel,
-    pool: Arc<LanguagePool>,
-    ctx: JobContext,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+/// Why one consuming session ended without an error.
+enum Pause {
+    Shutdown,
+    EngineDown,
+}
+
+/// Consumes `rce.jobs.<language>` until shutdown, across broker reconnections; each delivery
+/// runs on `tracker`.
+pub async fn consume(pool: Arc<LanguagePool>, ctx: JobContext, tracker: TaskTracker) {
     let language = pool.language().id.clone();
+    let mut engine = ctx.engine.clone();
+    let mut backoff = Backoff::reconnect();
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            ready = engine.wait_for(|up| *up) => if ready.is_err() { return },
+        }
+        let Some(session) = ctx.broker.next_session(&ctx.shutdown).await else {
+            return;
+        };
+        match consume_session(&session, &pool, &ctx, &tracker, &mut engine).await {
+            Ok(Pause::Shutdown) => return,
+            Ok(Pause::EngineDown) => {
+                tracing::warn!(%language, "docker engine down: consumer paused");
+                backoff.reset();
+            }
+            Err(e) => {
+                tracing::warn!(%language, error = %e, "consumer lost; resuming once rabbitmq is back");
+                if backoff.wait(&ctx.shutdown).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn consume_session(
+    session: &Session,
+    pool: &Arc<LanguagePool>,
+    ctx: &JobContext,
+    tracker: &TaskTracker,
+    engine: &mut EngineReady,
+) -> anyhow::Result<Pause> {
+    let language = pool.language().id.clone();
+    let channel = session.connection.create_channel().await?;
     channel
         .basic_qos(pool.language().pool as u16, BasicQosOptions::default())
         .await?;
     let queue = ctx.topology.messaging.job_queue(&language);
+    let tag = format!("{}-{language}", ctx.runner_id);
     let mut consumer = channel
         .basic_consume(
             queue.as_str().into(),
-            format!("{}-{language}", ctx.runner_id).as_str().into(),
+            tag.as_str().into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await?;
     tracing::info!(%language, %queue, "consuming");
-    loop {
-        let delivery = tokio::select! {
-            _ = shutdown.cancelled() => break,
+    let pause = loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => break Pause::Shutdown,
+            changed = engine.changed() => if changed.is_err() || !*engine.borrow() {
+                break Pause::EngineDown;
+            },
             next = consumer.next() => match next {
-                Some(Ok(delivery)) => delivery,
+                Some(Ok(delivery)) => {
+                    let (channel, pool, ctx) = (channel.clone(), pool.clone(), ctx.clone());
+                    tracker.spawn(handle(delivery, channel, pool, ctx));
+                }
                 Some(Err(e)) => return Err(e.into()),
                 None => anyhow::bail!("the broker closed the {queue} consumer"),
             },
+        }
+    };
+    // No new deliveries; those already sent but not yet taken go back at once. Jobs in flight
+    // hold clones of the channel and ack on it when they finish.
+    if channel
+        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+        .await
+        .is_ok()
+    {
+        let drain = async {
+            while let Some(Ok(delivery)) = consumer.next().await {
+                hand_back(&delivery, ctx, "paused").await;
+            }
         };
-        let (pool, ctx) = (pool.clone(), ctx.clone());
-        tracker.spawn(handle(delivery, pool, ctx));
+        tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .ok();
     }
-    // Unacked deliveries still prefetched return to the queue when the channel closes.
-    channel.close(200, "runner shutting down".into()).await.ok();
-    Ok(())
+    Ok(pause)
 }
 
-async fn handle(delivery: Delivery, pool: Arc<LanguagePool>, ctx: JobContext) {
+/// What became of a delivery's job.
+enum Outcome {
+    /// A result to publish (the job ran, or it was cancelled before it could).
+    Finished(Box<ResultMessage>),
+    /// The platform failed under the job: it goes back to the queue to run again.
+    Retry(PoolError),
+    /// Its result was recorded before: this delivery is a duplicate.
+    Duplicate,
+}
+
+/// The attempt this delivery is: quorum queues count earlier deliveries in `x-delivery-count`.
+fn attempt_of(delivery: &Delivery) -> u32 {
+    let count = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-delivery-count").cloned());
+    let earlier = match count {
+        Some(AMQPValue::LongLongInt(n)) => n.max(0) as u32,
+        Some(AMQPValue::LongInt(n)) => n.max(0) as u32,
+        Some(AMQPValue::ShortInt(n)) => n.max(0) as u32,
+        Some(AMQPValue::LongUInt(n)) => n,
+        _ => u32::from(delivery.redelivered),
+    };
+    earlier + 1
+}
+
+async fn handle(delivery: Delivery, channel: Channel, pool: Arc<LanguagePool>, ctx: JobContext) {
+    // Held until the ack: the channel closes when its last handle goes.
+    let _channel = channel;
     let language = pool.language().id.clone();
     let job: JobMessage = match serde_json::from_slice(&delivery.data) {
         Ok(job) => job,
@@ -93,36 +192,34 @@ async fn handle(delivery: Delivery, pool: Arc<LanguagePool>, ctx: JobContext) {
         tracing::warn!(%language, job_language = %job.language, schema = job.schema, "job does not belong to this queue: dead-lettering it");
         return reject(&delivery, &ctx, "wrong_queue").await;
     }
-    let span = tracing::info_span!("job", job_id = %job.id, %language);
+    let attempt = attempt_of(&delivery);
+    let span = tracing::info_span!("job", job_id = %job.id, %language, attempt);
     async move {
+        if ctx.shutdown.is_cancelled() || !*ctx.engine.borrow() {
+            return hand_back(&delivery, &ctx, "paused").await;
+        }
         let started = tokio::time::Instant::now();
-        let result = execute(&job, &pool, &ctx).await;
+        let result = match execute(&job, attempt, &pool, &ctx).await {
+            Outcome::Finished(result) => result,
+            Outcome::Duplicate => {
+                tracing::info!("already finished: acking the duplicate delivery unrun");
+                ctx.metrics.duplicates.inc();
+                return ack(&delivery).await;
+            }
+            Outcome::Retry(e) => {
+                tracing::warn!(error = %e, "the platform failed under the job: handing it back");
+                ctx.status.mark_requeued(&job.id).await;
+                return hand_back(&delivery, &ctx, "platform_fault").await;
+            }
+        };
         let verdict = result.verdict;
         let payload = serde_json::to_vec(&result).expect("a result always serializes");
-        let published = ctx
-            .publisher
-            .publish_json(
-                &ctx.topology.messaging.results_exchange,
-                &Messaging::result_routing_key(&language),
-                &job.id,
-                &payload,
-            )
-            .await;
-        match published {
-            // The invariant: the job is acked only after the broker confirmed its result.
-            Ok(()) => {
-                if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
-                    tracing::error!(error = %e, "could not ack after publishing the result");
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "result not confirmed: returning the job to the queue");
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                };
-                delivery.acker.nack(requeue).await.ok();
-            }
+        // The invariant: the job is acked only after the broker confirmed its result.
+        if publish_result(&ctx, &language, &job.id, &payload).await {
+            ack(&delivery).await;
+        } else {
+            tracing::error!("result not confirmed in time: handing the job back");
+            hand_back(&delivery, &ctx, "unpublished").await;
         }
         ctx.metrics
             .jobs
@@ -142,16 +239,81 @@ async fn handle(delivery: Delivery, pool: Arc<LanguagePool>, ctx: JobContext) {
     .await
 }
 
+/// Publishes a result, retrying through broker reconnections for up to [`RESULT_PATIENCE`].
+/// If the job's own delivery died with the old connection, the broker redelivers it, and the
+/// next pickup sees the recorded result and acks the duplicate unrun.
+async fn publish_result(ctx: &JobContext, language: &str, id: &str, payload: &[u8]) -> bool {
+    let exchange = &ctx.topology.messaging.results_exchange;
+    let key = Messaging::result_routing_key(language);
+    let deadline = tokio::time::Instant::now() + RESULT_PATIENCE;
+    let mut backoff = Backoff::reconnect();
+    loop {
+        match ctx.broker.publish_json(exchange, &key, id, payload).await {
+            Ok(()) => return true,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "result not published yet; retrying");
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "giving up publishing the result");
+                return false;
+            }
+        }
+    }
+}
+
+async fn ack(delivery: &Delivery) {
+    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        // Its channel died with a connection: the broker will redeliver, and the pickup of the
+        // redelivery finds the result recorded.
+        tracing::warn!(error = %e, "could not ack; the redelivery will be recognised as done");
+    }
+}
+
+/// Returns the delivery to its queue for any runner to take.
+async fn hand_back(delivery: &Delivery, ctx: &JobContext, reason: &str) {
+    ctx.metrics.handed_back.with_label_values(&[reason]).inc();
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    };
+    if let Err(e) = delivery.acker.nack(requeue).await {
+        tracing::warn!(error = %e, "could not hand the job back; the broker will requeue it");
+    }
+}
+
 /// Runs the job and turns whatever happened into a result; never fails. Live output goes to the
 /// job's event stream and is all written before this returns, so the result (and the `done`
 /// event the recorder appends) always comes after the last output.
-async fn execute(job: &JobMessage, pool: &Arc<LanguagePool>, ctx: &JobContext) -> ResultMessage {
+async fn execute(
+    job: &JobMessage,
+    attempt: u32,
+    pool: &Arc<LanguagePool>,
+    ctx: &JobContext,
+) -> Outcome {
     let started_at = Utc::now();
+    let language = pool.language();
+    let compile_ms = if language.is_compiled() {
+        language.compile_limits.wall_time_ms
+    } else {
+        0
+    };
+    let limits_end =
+        started_at + chrono::Duration::milliseconds((compile_ms + job.limits.wall_time_ms) as i64);
     // Registered before it is marked running: a cancel announced once it runs must find it.
     let (_registration, control_tx, control_rx) = ctx.control.register(&job.id);
-    if ctx.status.mark_running(&job.id, started_at).await == Pickup::Cancelled {
-        tracing::info!("cancelled before it started: not running it");
-        return result_of(job, ctx, started_at, None, cancelled());
+    match ctx
+        .status
+        .mark_running(&job.id, started_at, attempt, limits_end)
+        .await
+    {
+        Pickup::Run => {}
+        Pickup::Finished => return Outcome::Duplicate,
+        Pickup::Cancelled => {
+            tracing::info!("cancelled before it started: not running it");
+            let result = result_of(job, ctx, started_at, None, cancelled());
+            return Outcome::Finished(Box::new(result));
+        }
     }
     let (live_tx, live_rx) = tokio::sync::mpsc::channel(256);
     let writer = {
@@ -182,9 +344,11 @@ async fn execute(job: &JobMessage, pool: &Arc<LanguagePool>, ctx: &JobContext) -
             let (verdict, compile, run) = judge(&record);
             (verdict, compile, run, record.error)
         }
+        Err(e) if e.is_retryable() => return Outcome::Retry(e),
         Err(e) => (Verdict::InternalError, None, None, Some(e.to_string())),
     };
-    result_of(job, ctx, started_at, Some(started_at), judged)
+    let result = result_of(job, ctx, started_at, Some(started_at), judged);
+    Outcome::Finished(Box::new(result))
 }
 
 type Judged = (

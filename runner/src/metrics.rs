@@ -13,6 +13,12 @@ pub struct RunnerMetrics {
     pub containers: IntGaugeVec,
     /// Deliveries rejected to the dead-letter exchange, by reason.
     pub rejected: IntCounterVec,
+    /// Deliveries returned to the queue unrun or to be run again, by reason (`paused`: the
+    /// runner was stopping or its engine down; `platform_fault`: the engine or container failed
+    /// under the job; `unpublished`: its result could not be published).
+    pub handed_back: IntCounterVec,
+    /// Deliveries of jobs whose result was already recorded, acked without running them.
+    pub duplicates: prometheus::IntCounter,
     /// Containers destroyed, by language and reason (`unclean`, `failed`, `recycled`): a rising
     /// `unclean` means jobs leave something the cleanup cannot remove.
     pub retired: IntCounterVec,
@@ -56,12 +62,27 @@ impl RunnerMetrics {
             &["language", "reason"],
         )
         .expect("valid metric");
+        let handed_back = IntCounterVec::new(
+            Opts::new(
+                "rce_runner_handed_back_total",
+                "Deliveries returned to the queue",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let duplicates = prometheus::IntCounter::new(
+            "rce_runner_duplicates_total",
+            "Deliveries of already finished jobs, acked unrun",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(job_seconds.clone()),
             Box::new(containers.clone()),
             Box::new(rejected.clone()),
             Box::new(retired.clone()),
+            Box::new(handed_back.clone()),
+            Box::new(duplicates.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
@@ -72,6 +93,8 @@ impl RunnerMetrics {
             containers,
             rejected,
             retired,
+            handed_back,
+            duplicates,
         }
     }
 

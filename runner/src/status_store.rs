@@ -1,27 +1,43 @@
-//! The runner's only write to job state: marking a job `running` when it is picked up, so a
-//! client polling `GET /v1/jobs/{id}` sees it leave the queue (and its event stream says so).
-//! The final result goes through RabbitMQ to the recorder, never directly to Redis.
+//! The runner's writes to job state: marking a job `running` when it is picked up (so a client
+//! polling `GET /v1/jobs/{id}` sees it leave the queue, and the stuck-job sweeper knows its
+//! deadline) and back to `queued` when the runner hands it back. The final result goes through
+//! RabbitMQ to the recorder, never directly to Redis.
 
 use chrono::{DateTime, Utc};
 use rce_protocol::events::STREAM_MAX_LEN;
+use rce_protocol::redis_keys;
 use redis::aio::ConnectionManager;
 
-/// Only a queued job becomes running: a redelivered job whose result is already recorded keeps
-/// it. A job cancelled while queued, or whose cancel was requested before a runner died with
-/// it, answers 2: the runner must not run it.
+/// Picks job KEYS[1] up for attempt ARGV[3]. A job whose result is recorded answers 3: this
+/// delivery is a duplicate (redelivered after its runner vanished, or published by an api that
+/// never got the broker's confirm) and must not run again. A job cancelled while queued, or
+/// whose cancel was requested before a runner died with it, answers 2. Otherwise the job is
+/// `running` (again, for a redelivery), its event stream says which attempt this is, and its
+/// deadline ARGV[4] goes into the sweeper's set KEYS[3].
 const MARK_RUNNING: &str = r#"
+if redis.call('HEXISTS', KEYS[1], 'result') == 1 then return 3 end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'cancelled' or redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then
   return 2
 end
-if status == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'kind', 'status', 'data', '{"status":"running"}')
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-  return 1
-end
-return 0
+if not status then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'attempt', ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'kind', 'status', 'data',
+  '{"status":"running","attempt":' .. ARGV[3] .. '}')
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+return 1
+"#;
+
+/// Hands job KEYS[1] back: `queued` again (unless it already ended), out of the sweeper's set.
+const MARK_REQUEUED: &str = r#"
+if redis.call('HEXISTS', KEYS[1], 'result') == 1 then return 0 end
+if not redis.call('HGET', KEYS[1], 'status') then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued')
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'kind', 'status', 'data', '{"status":"queued"}')
+redis.call('ZREM', KEYS[3], ARGV[2])
+return 1
 "#;
 
 /// What picking a job up found.
@@ -31,42 +47,71 @@ pub enum Pickup {
     Run,
     /// It was cancelled before it started: do not run it.
     Cancelled,
+    /// Its result is already recorded: this delivery is a duplicate; ack it and do nothing.
+    Finished,
 }
 
 #[derive(Clone)]
 pub struct StatusStore {
     conn: ConnectionManager,
-    script: std::sync::Arc<redis::Script>,
+    running: std::sync::Arc<redis::Script>,
+    requeued: std::sync::Arc<redis::Script>,
 }
 
 impl StatusStore {
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let conn = client.get_connection_manager().await?;
-        Ok(Self {
+    pub fn new(conn: ConnectionManager) -> Self {
+        Self {
             conn,
-            script: std::sync::Arc::new(redis::Script::new(MARK_RUNNING)),
-        })
+            running: std::sync::Arc::new(redis::Script::new(MARK_RUNNING)),
+            requeued: std::sync::Arc::new(redis::Script::new(MARK_REQUEUED)),
+        }
     }
 
-    /// Best effort: a Redis hiccup must not fail a job that can still run and report.
-    pub async fn mark_running(&self, job_id: &str, at: DateTime<Utc>) -> Pickup {
-        let mut conn = self.conn.clone();
+    /// Best effort: a Redis outage must not fail a job that can still run and report through
+    /// RabbitMQ. `deadline` is when the job's own limits run out.
+    pub async fn mark_running(
+        &self,
+        job_id: &str,
+        at: DateTime<Utc>,
+        attempt: u32,
+        deadline: DateTime<Utc>,
+    ) -> Pickup {
         let result: redis::RedisResult<i32> = self
-            .script
-            .key(rce_protocol::redis_keys::job(job_id))
-            .key(rce_protocol::redis_keys::events(job_id))
+            .running
+            .key(redis_keys::job(job_id))
+            .key(redis_keys::events(job_id))
+            .key(redis_keys::DEADLINES)
             .arg(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
             .arg(STREAM_MAX_LEN)
-            .invoke_async(&mut conn)
+            .arg(attempt)
+            .arg(deadline.timestamp_millis())
+            .arg(job_id)
+            .invoke_async(&mut self.conn.clone())
             .await;
         match result {
+            Ok(3) => Pickup::Finished,
             Ok(2) => Pickup::Cancelled,
             Ok(_) => Pickup::Run,
             Err(e) => {
                 tracing::warn!(error = %e, "could not mark the job running");
                 Pickup::Run
             }
+        }
+    }
+
+    /// Best effort, like [`StatusStore::mark_running`]: the next pickup overwrites it anyway.
+    pub async fn mark_requeued(&self, job_id: &str) {
+        let result: redis::RedisResult<i32> = self
+            .requeued
+            .key(redis_keys::job(job_id))
+            .key(redis_keys::events(job_id))
+            .key(redis_keys::DEADLINES)
+            .arg(STREAM_MAX_LEN)
+            .arg(job_id)
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not mark the job queued again");
         }
     }
 

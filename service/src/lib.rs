@@ -1,7 +1,9 @@
 //! Process plumbing shared by the api and runner binaries, so both log and stop the same way.
 
+pub mod backoff;
 pub mod env;
 pub mod metrics;
 pub mod pubsub;
+pub mod redis_conn;
 pub mod shutdown;
 pub mod telemetry;

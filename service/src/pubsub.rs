@@ -3,8 +3,8 @@
 //! fault) is re-established with backoff; messages published meanwhile are lost, which is why
 //! neither channel carries anything that is not also recorded elsewhere.
 
+use crate::backoff::Backoff;
 use futures_util::StreamExt;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Calls `on_message` with the payload of every message on `channel` until `stop`.
@@ -14,12 +14,12 @@ pub async fn follow(
     stop: CancellationToken,
     mut on_message: impl FnMut(Vec<u8>),
 ) {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::reconnect();
     while !stop.is_cancelled() {
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(channel).await {
                 Ok(()) => {
-                    delay = Duration::from_millis(100);
+                    backoff.reset();
                     let mut messages = pubsub.on_message();
                     loop {
                         tokio::select! {
@@ -36,10 +36,8 @@ pub async fn follow(
             },
             Err(e) => tracing::warn!(error = %e, "redis pub/sub unreachable"),
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {},
+        if backoff.wait(&stop).await {
+            return;
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }

@@ -80,6 +80,7 @@ pub fn api_config(port: u16, topology: &str) -> rce_api::config::ApiConfig {
         max_body_bytes: 2 << 20,
         wait_margin: Duration::from_secs(60),
         heartbeat: Duration::from_secs(1),
+        stuck_margin: Duration::from_secs(60),
     }
 }
 

@@ -17,7 +17,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 /// Ready when both the broker and Redis answer: without either, a submission cannot be admitted.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let broker = state.broker.status().connected();
+    let broker = state.broker.connected();
     let redis = state.store.ping().await.is_ok();
     let status = if broker && redis {
         StatusCode::OK

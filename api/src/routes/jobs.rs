@@ -133,7 +133,7 @@ pub async fn admit_and_publish(
     })?;
     let payload = serde_json::to_vec(&job).expect("a job always serializes");
     let published = state
-        .publisher
+        .broker
         .publish_json(
             &state.topology.messaging.jobs_exchange,
             &Messaging::job_routing_key(&job.language),
@@ -142,8 +142,7 @@ pub async fn admit_and_publish(
         )
         .await;
     if let Err(e) = published {
-        state.store.delete(&id).await.ok();
-        let outcome = match e {
+        let outcome = match &e {
             BrokerError::Refused => ApiError::unavailable(
                 "queue_full",
                 format!("the {} queue is full; retry shortly", job.language),
@@ -156,6 +155,7 @@ pub async fn admit_and_publish(
                 )
             }
         };
+        forget_unadmitted(state, &job, &e).await;
         state
             .metrics
             .submissions
@@ -169,6 +169,31 @@ pub async fn admit_and_publish(
         .with_label_values(&[&job.language, "accepted"])
         .inc();
     Ok((job, language))
+}
+
+/// Undoes the queued record of a job the client is told was refused. When the broker surely
+/// does not have it (it nacked, or it was never sent) the record goes. When the outcome is
+/// unknown (the connection died or the confirm never came, though the broker may have stored
+/// it) the job is recorded as failed instead, so that a copy that did reach the queue is
+/// recognised at pickup and never runs behind the client's back.
+async fn forget_unadmitted(state: &AppState, job: &JobMessage, error: &BrokerError) {
+    let surely_absent = matches!(
+        error,
+        BrokerError::Refused | BrokerError::Unavailable | BrokerError::Unroutable
+    );
+    let undone = if surely_absent {
+        state.store.delete(&job.id).await
+    } else {
+        let reason = format!("not admitted: the broker did not confirm the job ({error}); the client was answered 503");
+        state
+            .store
+            .record(&crate::job_store::failed_result(job, &reason))
+            .await
+            .map(|_| ())
+    };
+    if let Err(e) = undone {
+        tracing::warn!(job_id = %job.id, error = %e, "could not undo the record of a refused job");
+    }
 }
 
 /// `DELETE /v1/jobs/{id}`: a queued job is cancelled on the spot (200); a running one is asked

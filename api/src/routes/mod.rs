@@ -10,7 +10,7 @@ use crate::job_store::JobStore;
 use crate::metrics::ApiMetrics;
 use axum::routing::{get, post};
 use axum::Router;
-use rce_broker::ConfirmedPublisher;
+use rce_broker::BrokerLink;
 use rce_protocol::topology::Topology;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 pub struct AppState {
     pub topology: Arc<Topology>,
     pub store: JobStore,
-    pub publisher: ConfirmedPublisher,
-    pub broker: Arc<lapin::Connection>,
+    /// RabbitMQ, reconnecting on its own; publishes fail fast (503) while it is down.
+    pub broker: BrokerLink,
     pub completions: Completions,
     pub metrics: ApiMetrics,
     pub max_body_bytes: usize,

@@ -1,0 +1,22 @@
+//! The one way every binary opens its shared Redis connection: lazily (a process may start while
+//! Redis is down, and come up as soon as it is back) and self-healing, with jittered
+//! exponential reconnects and timeouts, so a dead or hung Redis turns into quick errors (503s
+//! for clients) rather than requests that hang.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
+
+/// A request slower than this fails: Redis answers in microseconds when healthy.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A connection manager that connects on first use and reconnects after every failure.
+pub fn manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(5))
+        .set_number_of_retries(6)
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT));
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
+}
