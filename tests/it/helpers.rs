@@ -54,7 +54,13 @@ fn repo_root() -> std::path::PathBuf {
 /// know that job B ran where job A did.
 pub const SOLO: [(&str, &str); 2] = [("python_solo", "python"), ("javascript_solo", "javascript")];
 
-/// The repository's topology.yaml plus the [`SOLO`] languages, written to a file of this run.
+/// A language of the tests' topology that no runner serves, with a job queue of
+/// [`UNSERVED_QUEUE_LENGTH`]: what a full queue does to submissions, without racing a consumer.
+pub const UNSERVED: &str = "python_unserved";
+pub const UNSERVED_QUEUE_LENGTH: u32 = 3;
+
+/// The repository's topology.yaml plus the [`SOLO`] and [`UNSERVED`] languages, written to a
+/// file of this run.
 fn test_topology() -> String {
     let text = std::fs::read_to_string(repo_root().join("topology.yaml")).unwrap();
     let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
@@ -64,6 +70,9 @@ fn test_topology() -> String {
         spec["pool"] = 1.into();
         languages.insert(solo.into(), spec);
     }
+    let mut unserved = languages["python"].clone();
+    unserved["queue_max_length"] = UNSERVED_QUEUE_LENGTH.into();
+    languages.insert(UNSERVED.into(), unserved);
     let path = std::env::temp_dir().join(format!("rce-it-topology-{}.yaml", std::process::id()));
     std::fs::write(&path, serde_yaml::to_string(&doc).unwrap()).unwrap();
     path.display().to_string()
@@ -98,6 +107,16 @@ pub fn second_api(
 
 static TOPOLOGY: OnceLock<String> = OnceLock::new();
 
+/// Every language of the test topology but [`UNSERVED`].
+fn served_languages(topology: &str) -> Vec<String> {
+    let t = rce_protocol::topology::Topology::load(std::path::Path::new(topology)).unwrap();
+    t.languages
+        .keys()
+        .filter(|id| *id != UNSERVED)
+        .cloned()
+        .collect()
+}
+
 /// Starts (once) and returns the shared stack; waits until the api is ready and the runner's
 /// pools are warm.
 pub fn stack() -> &'static TestStack {
@@ -113,9 +132,9 @@ pub fn stack() -> &'static TestStack {
         let runner_config = rce_runner::config::RunnerConfig {
             amqp_url: amqp,
             redis_url: redis,
+            languages: served_languages(&topology),
             topology_path: topology,
             runner_id: RUNNER_ID.into(),
-            languages: vec![],
             metrics_addr: format!("127.0.0.1:{metrics_port}").parse().unwrap(),
             shutdown_grace: Duration::from_secs(5),
         };

@@ -4,6 +4,7 @@
 //!
 //! Run with `make test`, which starts the services and builds the images first.
 
+mod backpressure;
 mod cross_job;
 mod dead_letters;
 mod errors;
