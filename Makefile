@@ -21,3 +21,4 @@ images:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p rce-tests --test faults -- -D warnings

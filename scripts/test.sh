@@ -2,7 +2,10 @@
 # `make test`: the whole suite. Starts what the tests need (Docker Engine, RabbitMQ, Redis), builds
 # the images that are missing or stale, then runs unit and integration tests. The integration
 # tests run their own api and runner in-process, on a RabbitMQ vhost and Redis database of their
-# own, so a `make up` service on the same machine is not disturbed.
+# own, so a `make up` service on the same machine is not disturbed. Last come the fault tests
+# (tests/faults): they run api and runner as real processes and kill them, and restart RabbitMQ,
+# Redis and Docker on purpose, one test at a time. A `make up` service rides those restarts out
+# too (that is the point), but expect a few 503s from it meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/require-rust.sh
@@ -12,10 +15,17 @@ bash scripts/build-images.sh
 
 cleanup() {
   # The test runner's containers (label rce.runner=it) outlive the test process; remove them.
-  ids=$(docker ps -aq --filter label=rce.managed=true --filter label=rce.runner=it)
-  [ -z "$ids" ] || docker rm -f $ids >/dev/null
+  for runner in it faults; do
+    ids=$(docker ps -aq --filter label=rce.managed=true --filter label=rce.runner=$runner)
+    [ -z "$ids" ] || docker rm -f $ids >/dev/null
+  done
 }
 trap cleanup EXIT
 cleanup
 
-cargo test --workspace --no-fail-fast -- --test-threads="${RCE_TEST_THREADS:-4}"
+# The fault tests start these binaries as processes of their own.
+cargo build --quiet -p rce-api -p rce-runner
+status=0
+cargo test --workspace --no-fail-fast -- --test-threads="${RCE_TEST_THREADS:-4}" || status=$?
+cargo test -p rce-tests --test faults -- --test-threads=1 || status=$?
+exit $status

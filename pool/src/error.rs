@@ -21,15 +21,15 @@ pub enum PoolError {
 
 impl PoolError {
     /// Whether another attempt could succeed: the engine or the container failed under the job
-    /// (Docker restarted, the container vanished, the shim died without a word). The runner hands
-    /// such a job back to the broker instead of failing it; the queue's delivery limit bounds the
-    /// retries. A shim that overran its deadline or wrote a broken record is not retried: that
-    /// can be the job's doing, and running a hostile job again only multiplies its cost.
+    /// (Docker restarted, the container vanished, the shim died mid-line or without a word).
+    /// The runner hands such a job back to the broker instead of failing it; the queue's
+    /// delivery limit bounds the retries. The job cannot cause these: its processes never hold
+    /// the shim's stdout. A shim that overran its deadline is not retried: a job can make its
+    /// steps slow, and running a hostile job again only multiplies its cost.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Docker(_) | Self::Unavailable { .. } | Self::Stream(_) => true,
-            Self::Record(RecordError::Missing(_)) => true,
-            Self::Timeout(_) | Self::Record(RecordError::Invalid(_)) | Self::Encode(_) => false,
+            Self::Docker(_) | Self::Unavailable { .. } | Self::Stream(_) | Self::Record(_) => true,
+            Self::Timeout(_) | Self::Encode(_) => false,
         }
     }
 }

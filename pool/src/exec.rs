@@ -136,7 +136,10 @@ pub async fn run_shim(
             None if rest.is_empty() => Err(PoolError::Record(
                 rce_protocol::shim::RecordError::Missing(0),
             )),
-            None => Ok(rce_protocol::shim::parse_record(rest)?),
+            // A record without its newline, or the stream cut mid-line: the container (or the
+            // engine) died under the shim, which is the platform's fault and worth a retry.
+            None => rce_protocol::shim::parse_record(rest)
+                .map_err(|e| PoolError::Stream(format!("the shim's output ended mid-line ({e})"))),
         }
     };
     match tokio::time::timeout(deadline, run).await {

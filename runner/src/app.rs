@@ -2,7 +2,7 @@
 
 use crate::config::RunnerConfig;
 use crate::control::ControlHub;
-use crate::engine_watch::{self, EngineReady};
+use crate::engine_watch::{self, Engine};
 use crate::job_consumer::{consume, JobContext};
 use crate::live_events::LiveEvents;
 use crate::metrics::RunnerMetrics;
@@ -121,8 +121,9 @@ pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> an
     }
     control_stop.cancel();
     control_task.await.ok();
-    broker.close().await;
+    // Supervision first, or it would reconnect the link we are closing.
     link_stop.cancel();
+    broker.close().await;
     let removed = pools.remove_all_containers().await.unwrap_or(0);
     tracing::info!(removed, "containers removed; runner stopped");
     server.await.ok();
@@ -151,7 +152,7 @@ async fn connect_docker() -> anyhow::Result<Docker> {
 #[derive(Clone)]
 struct Probes {
     broker: BrokerLink,
-    engine: EngineReady,
+    engine: Engine,
     redis: redis::aio::ConnectionManager,
     pools: Pools,
 }
@@ -162,7 +163,7 @@ struct Probes {
 async fn readyz(probes: Probes) -> axum::response::Response {
     use axum::response::IntoResponse;
     let broker = probes.broker.connected();
-    let docker = *probes.engine.borrow();
+    let docker = probes.engine.is_ready();
     let ping: redis::RedisResult<String> = redis::cmd("PING")
         .query_async(&mut probes.redis.clone())
         .await;

@@ -7,8 +7,9 @@
 use bollard::Docker;
 use rce_pool::Pools;
 use rce_service::backoff::Backoff;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// How often the engine is pinged while it answers.
@@ -22,11 +23,40 @@ const FAILURES_TO_PAUSE: u32 = 2;
 /// True while the engine answers and the pools are warm.
 pub type EngineReady = watch::Receiver<bool>;
 
+/// The runner's view of its engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    ready: EngineReady,
+    suspect: Arc<Notify>,
+}
+
+impl Engine {
+    /// Whether jobs may start now.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// A receiver to wait on readiness changes.
+    pub fn subscribe(&self) -> EngineReady {
+        self.ready.clone()
+    }
+
+    /// Reports that a job just failed in a way the engine may be behind: the watch pings at
+    /// once, and one failed ping is then enough to pause. Without this, jobs already handed to
+    /// the runner would fail one after another (each burning a delivery) until the next
+    /// periodic pings noticed.
+    pub fn suspect(&self) {
+        self.suspect.notify_one();
+    }
+}
+
 /// Starts watching; the pools must be warm already (the runner warms them before serving).
-pub fn spawn(docker: Docker, pools: Pools, stop: CancellationToken) -> EngineReady {
+pub fn spawn(docker: Docker, pools: Pools, stop: CancellationToken) -> Engine {
     let (tx, rx) = watch::channel(true);
-    tokio::spawn(async move { watch_engine(docker, pools, tx, stop).await });
-    rx
+    let suspect = Arc::new(Notify::new());
+    let notified = suspect.clone();
+    tokio::spawn(async move { watch_engine(docker, pools, tx, notified, stop).await });
+    Engine { ready: rx, suspect }
 }
 
 async fn ping(docker: &Docker) -> bool {
@@ -40,20 +70,22 @@ async fn watch_engine(
     docker: Docker,
     pools: Pools,
     ready: watch::Sender<bool>,
+    suspect: Arc<Notify>,
     stop: CancellationToken,
 ) {
     let mut failures = 0;
     loop {
-        tokio::select! {
+        let suspected = tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(PING_EVERY) => {}
-        }
+            _ = tokio::time::sleep(PING_EVERY) => false,
+            _ = suspect.notified() => true,
+        };
         if ping(&docker).await {
             failures = 0;
             continue;
         }
         failures += 1;
-        if failures < FAILURES_TO_PAUSE {
+        if failures < FAILURES_TO_PAUSE && !suspected {
             continue;
         }
         tracing::error!("the docker engine does not answer: no new jobs until it is back");

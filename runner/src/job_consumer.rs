@@ -7,7 +7,7 @@
 //! keeps the jobs for runners that can run them.
 
 use crate::control::{self, ControlHub};
-use crate::engine_watch::EngineReady;
+use crate::engine_watch::{Engine, EngineReady};
 use crate::live_events::{LiveEvents, StepCaps};
 use crate::metrics::RunnerMetrics;
 use crate::status_store::{Pickup, StatusStore};
@@ -38,6 +38,9 @@ use tracing::Instrument;
 /// job is handed back to run again.
 const RESULT_PATIENCE: Duration = Duration::from_secs(120);
 
+/// How long a job the platform failed under is held before it is handed back (plus jitter).
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// What every job handler needs, shared across languages.
 #[derive(Clone)]
 pub struct JobContext {
@@ -50,8 +53,8 @@ pub struct JobContext {
     pub control: ControlHub,
     /// For the connections interactive jobs hold while they read their input.
     pub redis: redis::Client,
-    /// False while the Docker engine is down (or the pools are being rebuilt).
-    pub engine: EngineReady,
+    /// Not ready while the Docker engine is down (or the pools are being rebuilt).
+    pub engine: Engine,
     /// Fired at SIGTERM: no new job starts after it.
     pub shutdown: CancellationToken,
 }
@@ -66,7 +69,7 @@ enum Pause {
 /// runs on `tracker`.
 pub async fn consume(pool: Arc<LanguagePool>, ctx: JobContext, tracker: TaskTracker) {
     let language = pool.language().id.clone();
-    let mut engine = ctx.engine.clone();
+    let mut engine = ctx.engine.subscribe();
     let mut backoff = Backoff::reconnect();
     loop {
         tokio::select! {
@@ -195,7 +198,7 @@ async fn handle(delivery: Delivery, channel: Channel, pool: Arc<LanguagePool>, c
     let attempt = attempt_of(&delivery);
     let span = tracing::info_span!("job", job_id = %job.id, %language, attempt);
     async move {
-        if ctx.shutdown.is_cancelled() || !*ctx.engine.borrow() {
+        if ctx.shutdown.is_cancelled() || !ctx.engine.is_ready() {
             return hand_back(&delivery, &ctx, "paused").await;
         }
         let started = tokio::time::Instant::now();
@@ -208,7 +211,11 @@ async fn handle(delivery: Delivery, channel: Channel, pool: Arc<LanguagePool>, c
             }
             Outcome::Retry(e) => {
                 tracing::warn!(error = %e, "the platform failed under the job: handing it back");
+                ctx.engine.suspect();
                 ctx.status.mark_requeued(&job.id).await;
+                // Not at once: if the engine is going down, the consumer pauses meanwhile and
+                // the job waits in the queue instead of failing its remaining deliveries here.
+                tokio::time::sleep(RETRY_PAUSE + RETRY_PAUSE.mul_f64(fastrand::f64())).await;
                 return hand_back(&delivery, &ctx, "platform_fault").await;
             }
         };
