@@ -10,6 +10,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use std::collections::VecDeque;
 use std::time::Duration;
+use rce_service::backoff::Backoff;
 use tokio_util::sync::CancellationToken;
 
 /// One event as stored.
@@ -41,6 +42,9 @@ struct Feed {
     buffered: VecDeque<StoredEvent>,
     finished: bool,
     stop: CancellationToken,
+    /// Between reconnects while Redis is unreachable: the stream stays open and resumes from
+    /// `last` once Redis answers again.
+    backoff: Backoff,
 }
 
 /// The events of job `job_id` after `from`, live, ending after `done`.
@@ -58,6 +62,7 @@ pub fn follow(
         buffered: VecDeque::new(),
         finished: false,
         stop,
+        backoff: Backoff::reconnect(),
     };
     futures_util::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
@@ -82,9 +87,10 @@ impl Feed {
             tokio::select! {
                 _ = stop.cancelled() => return None,
                 read = self.read() => match read {
-                    Ok(true) => {}
+                    Ok(true) => self.backoff.reset(),
                     // Nothing new: the job may have expired, in which case nothing ever comes.
                     Ok(false) => {
+                        self.backoff.reset();
                         if !self.job_exists().await {
                             return None;
                         }
@@ -92,7 +98,7 @@ impl Feed {
                     Err(e) => {
                         tracing::warn!(job_id = %self.job_id, error = %e, "event stream read failed");
                         self.conn = None;
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        tokio::time::sleep(self.backoff.next_delay()).await;
                     }
                 },
             }

@@ -9,7 +9,7 @@ use rce_protocol::shim::ShimControl;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use rce_service::backoff::Backoff;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -100,13 +100,14 @@ pub async fn forward_stdin(
     let key = redis_keys::stdin(&id);
     let mut last = "0".to_string();
     let mut conn = None;
+    let mut backoff = Backoff::reconnect();
     loop {
         if conn.is_none() {
             match client.get_multiplexed_async_connection().await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "stdin stream: redis unreachable");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                     continue;
                 }
             }
@@ -120,10 +121,11 @@ pub async fn forward_stdin(
             Err(e) => {
                 tracing::warn!(error = %e, "stdin stream read failed");
                 conn = None;
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(backoff.next_delay()).await;
                 continue;
             }
         };
+        backoff.reset();
         for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
             last = entry.id.clone();
             let kind: Option<String> = entry.get("kind");

@@ -116,9 +116,10 @@ async fn languages_lists_the_topology() {
             "javascript_solo",
             "python",
             "python_solo",
+            "python_unserved",
             "rust"
         ],
-        "the repository's languages and the tests' solo copies"
+        "the repository's languages and the tests' solo and unserved copies"
     );
     let c = list
         .as_array()
