@@ -6,11 +6,11 @@
 use futures_util::Stream;
 use rce_protocol::events::{EventKind, FIELD_DATA, FIELD_KIND};
 use rce_protocol::redis_keys;
+use rce_service::backoff::Backoff;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use std::collections::VecDeque;
 use std::time::Duration;
-use rce_service::backoff::Backoff;
 use tokio_util::sync::CancellationToken;
 
 /// One event as stored.

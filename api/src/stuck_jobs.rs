@@ -29,7 +29,9 @@ pub async fn sweep(store: JobStore, margin: Duration, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(SWEEP_EVERY) => {}
         }
-        let cutoff = chrono::Utc::now() - margin_chrono;
+        let now = chrono::Utc::now();
+        // An absurd margin clamps the cutoff to now rather than panicking.
+        let cutoff = now.checked_sub_signed(margin_chrono).unwrap_or(now);
         let overdue = match store.overdue(cutoff, BATCH).await {
             Ok(ids) => {
                 failing = false;

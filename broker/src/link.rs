@@ -33,8 +33,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// Both the connection and its publishing channel must be up: a channel-level error (a
+    /// deleted exchange, an oversized message) closes the channel but not the connection, and
+    /// would otherwise fail every later publish while the link looked healthy.
     fn alive(&self) -> bool {
-        self.connection.status().connected()
+        self.connection.status().connected() && self.publisher.channel().status().connected()
     }
 }
 
@@ -174,12 +177,22 @@ async fn supervise(
             }
             tracing::warn!("rabbitmq connection lost; reconnecting");
             tx.send_replace(None);
+            // Its publisher may have died alone: do not leave the connection behind.
+            session.connection.close(200, "replaced".into()).await.ok();
         }
         loop {
             if backoff.wait(&stop).await {
                 return;
             }
-            match reconnect_once(url, name, topology).await {
+            let attempt = tokio::select! {
+                _ = stop.cancelled() => return,
+                attempt = reconnect_once(url, name, topology) => attempt,
+            };
+            match attempt {
+                Ok(session) if stop.is_cancelled() => {
+                    session.connection.close(200, "bye".into()).await.ok();
+                    return;
+                }
                 Ok(session) => {
                     tracing::info!("rabbitmq connection re-established");
                     tx.send_replace(Some(Arc::new(session)));

@@ -90,13 +90,14 @@ impl LanguagePool {
     }
 
     /// Forgets every container made before now: after the engine restarted they are gone (or
-    /// stopped husks). Idle ones leave the pool at once; busy ones are refused when their job
-    /// returns them. The caller removes the husks and warms the pool again.
-    pub fn forget_containers(&self) {
+    /// stopped husks). Idle ones leave the pool at once and their ids are returned for removal;
+    /// busy ones are refused when their job returns them (their job may still be running, if
+    /// the engine only seemed down).
+    pub fn forget_containers(&self) -> Vec<String> {
         let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        self.pool.retain(|c, _| c.epoch == epoch);
+        let gone = self.pool.retain(|c, _| c.epoch == epoch);
+        gone.removed.into_iter().map(|c| c.id).collect()
     }
-
     pub fn language(&self) -> &Language {
         &self.language
     }
@@ -273,16 +274,19 @@ impl Pools {
         Ok(())
     }
 
-    /// Rebuilds every pool after the engine came back: forgets the old containers, removes what
-    /// is left of them, and warms the pools again.
+    /// Rebuilds every pool after the engine came back: forgets the old containers, removes the
+    /// idle ones and every one of ours that is no longer running, and warms the pools again.
+    /// Running containers of busy jobs are left to their jobs (the engine may only have been
+    /// slow), and are retired when the jobs return them.
     pub async fn rebuild(&self) -> Result<(), PoolError> {
-        for pool in self.iter() {
-            pool.forget_containers();
-        }
-        let removed = self.remove_all_containers().await?;
+        let idle: Vec<String> = self.iter().flat_map(|p| p.forget_containers()).collect();
+        let mut dead = self.list_containers(&["created", "exited", "dead"]).await?;
+        dead.extend(idle);
+        let removals = dead.iter().map(|id| remove_container(&self.docker, id));
+        futures_util::future::join_all(removals).await;
         tracing::info!(
-            removed,
-            "removed the containers the engine restart left behind"
+            removed = dead.len(),
+            "removed the containers the engine outage left behind"
         );
         self.warm_all().await
     }
@@ -296,23 +300,29 @@ impl Pools {
     /// Removes every container carrying this runner's label: at start, what a predecessor with
     /// the same id orphaned; at shutdown, our own.
     pub async fn remove_all_containers(&self) -> Result<usize, PoolError> {
-        let filters = HashMap::from([(
+        let found = self.list_containers(&[]).await?;
+        let removals = found.iter().map(|id| remove_container(&self.docker, id));
+        futures_util::future::join_all(removals).await;
+        Ok(found.len())
+    }
+
+    /// Ids of this runner's containers, in one of `states` (any state when empty).
+    async fn list_containers(&self, states: &[&str]) -> Result<Vec<String>, PoolError> {
+        let mut filters = HashMap::from([(
             "label",
             vec![
                 format!("{}=true", labels::MANAGED),
                 format!("{}={}", labels::RUNNER, self.runner_id),
             ],
         )]);
+        if !states.is_empty() {
+            filters.insert("status", states.iter().map(|s| s.to_string()).collect());
+        }
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
             .build();
         let found = self.docker.list_containers(Some(options)).await?;
-        let removals = found
-            .iter()
-            .filter_map(|c| c.id.as_deref())
-            .map(|id| remove_container(&self.docker, id));
-        futures_util::future::join_all(removals).await;
-        Ok(found.len())
+        Ok(found.into_iter().filter_map(|c| c.id).collect())
     }
 }

@@ -97,6 +97,7 @@ pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> an
         .with_context(|| format!("binding {}", config.metrics_addr))?;
     tracing::info!(addr = %config.metrics_addr, runner = %config.runner_id, "runner ready");
     let probes = Probes {
+        draining: stop.clone(),
         broker: broker.clone(),
         engine,
         redis: conn,
@@ -151,6 +152,8 @@ async fn connect_docker() -> anyhow::Result<Docker> {
 /// What `/readyz` looks at.
 #[derive(Clone)]
 struct Probes {
+    /// Cancelled at SIGTERM: a draining runner takes no jobs.
+    draining: CancellationToken,
     broker: BrokerLink,
     engine: Engine,
     redis: redis::aio::ConnectionManager,
@@ -164,9 +167,14 @@ async fn readyz(probes: Probes) -> axum::response::Response {
     use axum::response::IntoResponse;
     let broker = probes.broker.connected();
     let docker = probes.engine.is_ready();
-    let ping: redis::RedisResult<String> = redis::cmd("PING")
-        .query_async(&mut probes.redis.clone())
-        .await;
+    // Redis is optional here: a slow one must not make the probe slow.
+    let mut conn = probes.redis.clone();
+    let ping = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        redis::cmd("PING").query_async::<String>(&mut conn),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
     let pools: serde_json::Map<String, serde_json::Value> = probes
         .pools
         .iter()
@@ -176,14 +184,16 @@ async fn readyz(probes: Probes) -> axum::response::Response {
             (id, serde_json::json!({"size": s.size, "idle": s.idle}))
         })
         .collect();
-    let ready = broker && docker;
+    let draining = probes.draining.is_cancelled();
+    let ready = broker && docker && !draining;
     let status = if ready {
         axum::http::StatusCode::OK
     } else {
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
     let body = serde_json::json!({
-        "ready": ready, "broker": broker, "docker": docker, "redis": ping.is_ok(), "pools": pools,
+        "ready": ready, "broker": broker, "docker": docker, "redis": ping,
+        "draining": draining, "pools": pools,
     });
     (status, axum::Json(body)).into_response()
 }

@@ -6,10 +6,10 @@ use rce_protocol::bytes::Base64Bytes;
 use rce_protocol::events::{ControlAction, ControlMessage, STDIN_EOF};
 use rce_protocol::redis_keys;
 use rce_protocol::shim::ShimControl;
+use rce_service::backoff::Backoff;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use rce_service::backoff::Backoff;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -36,25 +36,28 @@ impl Drop for Registration {
 impl ControlHub {
     /// Registers job `id` before it is marked running, so a cancel announced once it is running
     /// always finds it; returns the registration and the job's control channel (the sender is
-    /// for the job's own input forwarder).
-    pub fn register(
+    /// for the job's own input forwarder). `None` if this runner already runs the job: a
+    /// redelivery that reached the runner still running the first delivery (after a broker
+    /// reconnection) must wait for it, not run beside it.
+    pub fn try_register(
         &self,
         id: &str,
-    ) -> (
+    ) -> Option<(
         Registration,
         mpsc::UnboundedSender<ShimControl>,
         mpsc::UnboundedReceiver<ShimControl>,
-    ) {
+    )> {
+        let mut jobs = self.jobs.lock().expect("control lock");
+        if jobs.contains_key(id) {
+            return None;
+        }
         let (tx, rx) = mpsc::unbounded_channel();
-        self.jobs
-            .lock()
-            .expect("control lock")
-            .insert(id.to_string(), tx.clone());
+        jobs.insert(id.to_string(), tx.clone());
         let registration = Registration {
             jobs: Arc::clone(&self.jobs),
             id: id.to_string(),
         };
-        (registration, tx, rx)
+        Some((registration, tx, rx))
     }
 
     /// A sender for job `id`'s control channel, if this runner holds it.
@@ -153,7 +156,11 @@ mod tests {
     #[test]
     fn cancel_reaches_only_the_registered_job() {
         let hub = ControlHub::default();
-        let (registration, _tx, mut rx) = hub.register("a");
+        let (registration, _tx, mut rx) = hub.try_register("a").unwrap();
+        assert!(
+            hub.try_register("a").is_none(),
+            "a job runs once per runner"
+        );
         hub.dispatch(ControlMessage {
             job_id: "b".into(),
             action: ControlAction::Cancel,

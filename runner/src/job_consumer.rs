@@ -10,7 +10,7 @@ use crate::control::{self, ControlHub};
 use crate::engine_watch::{Engine, EngineReady};
 use crate::live_events::{LiveEvents, StepCaps};
 use crate::metrics::RunnerMetrics;
-use crate::status_store::{Pickup, StatusStore};
+use crate::status_store::{Pickup, StatusStore, LEASE};
 use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -35,8 +35,12 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// How long a finished job's result may wait for the broker (reconnecting meanwhile) before the
-/// job is handed back to run again.
-const RESULT_PATIENCE: Duration = Duration::from_secs(120);
+/// job is handed back to run again. Well under the api's stuck-job margin (`RCE_STUCK_MARGIN_SECS`,
+/// 60 s by default), so a result held through a broker outage is not beaten by the sweeper.
+const RESULT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How often a redelivered job checks whether the run still holding it has ended.
+const BUSY_POLL: Duration = Duration::from_secs(1);
 
 /// How long a job the platform failed under is held before it is handed back (plus jitter).
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
@@ -136,11 +140,8 @@ async fn consume_session(
     };
     // No new deliveries; those already sent but not yet taken go back at once. Jobs in flight
     // hold clones of the channel and ack on it when they finish.
-    if channel
-        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-        .await
-        .is_ok()
-    {
+    let cancel = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+    if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), cancel).await {
         let drain = async {
             while let Some(Ok(delivery)) = consumer.next().await {
                 hand_back(&delivery, ctx, "paused").await;
@@ -157,10 +158,22 @@ async fn consume_session(
 enum Outcome {
     /// A result to publish (the job ran, or it was cancelled before it could).
     Finished(Box<ResultMessage>),
-    /// The platform failed under the job: it goes back to the queue to run again.
-    Retry(PoolError),
+    /// The platform failed under the job (run by the given run token): it goes back to the
+    /// queue to run again.
+    Retry(PoolError, String),
     /// Its result was recorded before: this delivery is a duplicate.
     Duplicate,
+    /// The runner began shutting down before the job could start.
+    Paused,
+}
+
+/// Aborts a background task when the job that needs it is done, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The attempt this delivery is: quorum queues count earlier deliveries in `x-delivery-count`.
@@ -209,10 +222,11 @@ async fn handle(delivery: Delivery, channel: Channel, pool: Arc<LanguagePool>, c
                 ctx.metrics.duplicates.inc();
                 return ack(&delivery).await;
             }
-            Outcome::Retry(e) => {
+            Outcome::Paused => return hand_back(&delivery, &ctx, "paused").await,
+            Outcome::Retry(e, run) => {
                 tracing::warn!(error = %e, "the platform failed under the job: handing it back");
                 ctx.engine.suspect();
-                ctx.status.mark_requeued(&job.id).await;
+                ctx.status.mark_requeued(&job.id, &run).await;
                 // Not at once: if the engine is going down, the consumer pauses meanwhile and
                 // the job waits in the queue instead of failing its remaining deliveries here.
                 tokio::time::sleep(RETRY_PAUSE + RETRY_PAUSE.mul_f64(fastrand::f64())).await;
@@ -298,30 +312,59 @@ async fn execute(
     pool: &Arc<LanguagePool>,
     ctx: &JobContext,
 ) -> Outcome {
-    let started_at = Utc::now();
     let language = pool.language();
     let compile_ms = if language.is_compiled() {
         language.compile_limits.wall_time_ms
     } else {
         0
     };
-    let limits_end =
-        started_at + chrono::Duration::milliseconds((compile_ms + job.limits.wall_time_ms) as i64);
-    // Registered before it is marked running: a cancel announced once it runs must find it.
-    let (_registration, control_tx, control_rx) = ctx.control.register(&job.id);
-    match ctx
-        .status
-        .mark_running(&job.id, started_at, attempt, limits_end)
-        .await
-    {
-        Pickup::Run => {}
-        Pickup::Finished => return Outcome::Duplicate,
-        Pickup::Cancelled => {
-            tracing::info!("cancelled before it started: not running it");
-            let result = result_of(job, ctx, started_at, None, cancelled());
-            return Outcome::Finished(Box::new(result));
+    let limits_ms = compile_ms.saturating_add(job.limits.wall_time_ms);
+    // Identifies this execution: its lease on the job, and its right to hand the job back.
+    let run = format!("{}-{:016x}", ctx.runner_id, fastrand::u64(..));
+    let mut waited = false;
+    let (started_at, _registration, control_tx, control_rx) = loop {
+        let started_at = Utc::now();
+        let limits_end = started_at
+            .checked_add_signed(chrono::Duration::milliseconds(
+                limits_ms.min(i64::MAX as u64) as i64,
+            ))
+            .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
+        // Registered before it is marked running: a cancel announced once it runs must find it.
+        if let Some((registration, tx, rx)) = ctx.control.try_register(&job.id) {
+            let pickup = ctx
+                .status
+                .mark_running(&job.id, &run, started_at, attempt, limits_end)
+                .await;
+            match pickup {
+                Pickup::Run => break (started_at, registration, tx, rx),
+                Pickup::Finished => return Outcome::Duplicate,
+                Pickup::Cancelled => {
+                    tracing::info!("cancelled before it started: not running it");
+                    let result = result_of(job, ctx, started_at, None, cancelled());
+                    return Outcome::Finished(Box::new(result));
+                }
+                Pickup::Busy => {}
+            }
         }
-    }
+        if !waited {
+            tracing::info!("another run of this job is still live: waiting for it to end");
+            waited = true;
+        }
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return Outcome::Paused,
+            _ = tokio::time::sleep(BUSY_POLL) => {}
+        }
+    };
+    let lease = {
+        let (status, id, run) = (ctx.status.clone(), job.id.clone(), run.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                status.renew_lease(&id, &run).await;
+            }
+        })
+    };
+    let _lease = AbortOnDrop(lease);
     let (live_tx, live_rx) = tokio::sync::mpsc::channel(256);
     let writer = {
         let caps = StepCaps {
@@ -351,7 +394,7 @@ async fn execute(
             let (verdict, compile, run) = judge(&record);
             (verdict, compile, run, record.error)
         }
-        Err(e) if e.is_retryable() => return Outcome::Retry(e),
+        Err(e) if e.is_retryable() => return Outcome::Retry(e, run),
         Err(e) => (Verdict::InternalError, None, None, Some(e.to_string())),
     };
     let result = result_of(job, ctx, started_at, Some(started_at), judged);

@@ -8,14 +8,16 @@ use std::time::Duration;
 
 /// A request slower than this fails: Redis answers in microseconds when healthy.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A connection manager that connects on first use and reconnects after every failure.
 pub fn manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_min_delay(Duration::from_millis(100))
         .set_max_delay(Duration::from_secs(5))
-        .set_number_of_retries(6)
+        // Every request waits on a reconnect in progress: retrying long inside one would turn
+        // an outage into slow requests. One quick retry; the next request tries again.
+        .set_number_of_retries(1)
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_connection_timeout(Some(CONNECT_TIMEOUT));
     ConnectionManager::new_lazy_with_config(client.clone(), config)
