@@ -27,5 +27,6 @@ cleanup
 cargo build --quiet -p rce-api -p rce-runner
 status=0
 cargo test --workspace --no-fail-fast -- --test-threads="${RCE_TEST_THREADS:-4}" || status=$?
-cargo test -p rce-tests --test faults -- --test-threads=1 || status=$?
+# --nocapture: each fault test prints its tally (submitted / accepted / refused / completed / lost).
+cargo test -p rce-tests --test faults -- --test-threads=1 --nocapture || status=$?
 exit $status
