@@ -846,6 +846,18 @@ impl Ends {
         &self.jobs[id]
     }
 
+    /// Every job in `ids` ran to `ok` and printed its marker.
+    #[track_caller]
+    pub fn assert_ok_with(&self, ids: &[String], markers: &[String]) {
+        for (id, marker) in ids.iter().zip(markers) {
+            let job = self.job(id);
+            assert!(
+                ok_with(job, marker),
+                "job {id} should print {marker}: {job:#}"
+            );
+        }
+    }
+
     /// Panics listing the lost jobs as last seen, if any.
     #[track_caller]
     pub fn assert_none_lost(&self) {
@@ -900,6 +912,16 @@ impl Tally {
     pub fn published(&mut self, n: usize) {
         self.submitted += n;
         self.accepted += n;
+    }
+
+    /// Counts where the accepted jobs ended, prints the tally and the verdicts, and fails the
+    /// test if any job was lost: the close of every fault test.
+    #[track_caller]
+    pub fn settle(&mut self, ends: &Ends) {
+        self.ends(ends);
+        println!("{self}");
+        println!("{}: verdicts {:?}", self.test, ends.verdicts());
+        ends.assert_none_lost();
     }
 
     pub fn ends(&mut self, ends: &Ends) {

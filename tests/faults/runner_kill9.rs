@@ -2,7 +2,7 @@
 //! unacked jobs to the next runner, which runs them again, and each job still ends with exactly
 //! one result.
 
-use crate::harness::{accepted, ok_with, sleeper, Rig, Tally};
+use crate::harness::{accepted, sleeper, Rig, Tally};
 use std::time::Duration;
 
 const TEST: &str = "runner_kill9";
@@ -35,18 +35,8 @@ async fn runner_kill9() {
     // Same runner id: at start it removes the containers runner A left behind.
     let _runner_b = rig.runner("runner-b", &[]).await;
     let ends = client.wait_terminal(&ids, Duration::from_secs(300)).await;
-    tally.ends(&ends);
-    println!("{tally}");
-    println!("{TEST}: verdicts {:?}", ends.verdicts());
-    ends.assert_none_lost();
-
-    for (id, marker) in ids.iter().zip(&markers) {
-        let job = ends.job(id);
-        assert!(
-            ok_with(job, marker),
-            "job {id} should print {marker}: {job:#}"
-        );
-    }
+    tally.settle(&ends);
+    ends.assert_ok_with(&ids, &markers);
     let mut store = rig.store().await;
     store.assert_one_done_each(&ids).await;
     let mut max_attempt = 0;

@@ -83,16 +83,7 @@ async fn runner_sigterm() {
 
     let _runner_b = rig.runner("runner-b", &[]).await;
     let ends = client.wait_terminal(&ids, Duration::from_secs(180)).await;
-    tally.ends(&ends);
-    println!("{tally}");
-    println!("{TEST}: verdicts {:?}", ends.verdicts());
-    ends.assert_none_lost();
-    for (id, marker) in ids.iter().zip(&markers) {
-        let job = ends.job(id);
-        assert!(
-            ok_with(job, marker),
-            "job {id} should print {marker}: {job:#}"
-        );
-    }
+    tally.settle(&ends);
+    ends.assert_ok_with(&ids, &markers);
     rig.store().await.assert_one_done_each(&ids).await;
 }
