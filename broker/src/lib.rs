@@ -43,15 +43,15 @@ pub enum BrokerError {
 /// RabbitMQ finishes booting does not die.
 pub async fn connect(url: &str, name: &str, patience: Duration) -> Result<Connection, BrokerError> {
     let started = tokio::time::Instant::now();
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = rce_service::backoff::Backoff::reconnect();
     loop {
         let props = ConnectionProperties::default().with_connection_name(name.into());
+        let delay = backoff.next_delay();
         match Connection::connect(url, props).await {
             Ok(conn) => return Ok(conn),
             Err(e) if started.elapsed() + delay < patience => {
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "rabbitmq not reachable yet");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(e) => return Err(e.into()),
         }
