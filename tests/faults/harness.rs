@@ -10,10 +10,11 @@
 //! the tail of every log when the test failed.
 
 use futures_util::StreamExt;
+use rce_tests::{free_port, repo_root};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -37,13 +38,6 @@ const RUNNER_STARTUP: Duration = Duration::from_secs(180);
 const POLL_CONCURRENCY: usize = 16;
 const POLL_EVERY: Duration = Duration::from_millis(250);
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
 /// `$CARGO_TARGET_DIR` (relative to the repository root when relative, as `make test` runs cargo
 /// there), else the workspace's `target/`.
 fn target_dir() -> PathBuf {
@@ -64,14 +58,6 @@ fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("a free local port")
-        .local_addr()
-        .expect("bound address")
-        .port()
 }
 
 /// Runs a command to completion and returns what it printed.

@@ -1,8 +1,8 @@
 //! `spawn_stack()`: the api and a runner, started once for the whole test binary and shared by
 //! every test. Each test uses its own job ids, so tests run in parallel.
 
+use rce_tests::{free_port, repo_root};
 use serde_json::{json, Value};
-use std::net::TcpListener;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -22,14 +22,6 @@ pub struct TestStack {
 
 static STACK: OnceLock<TestStack> = OnceLock::new();
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn rabbitmqctl(args: &[&str]) {
     let out = Command::new("rabbitmqctl")
         .args(args)
@@ -40,13 +32,6 @@ fn rabbitmqctl(args: &[&str]) {
         "rabbitmqctl {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
 }
 
 /// Languages that exist only in the tests' topology: a copy of a real language with a pool of
