@@ -189,9 +189,7 @@ impl JobStore {
         let Some(view) = self.get(id).await? else {
             return Ok(CancelOutcome::Missing);
         };
-        let created_at = chrono::DateTime::parse_from_rfc3339(&view.created_at)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .unwrap_or_else(|_| chrono::Utc::now());
+        let created_at = view.created_at_utc();
         // What the job becomes if it is still queued.
         let result = ResultMessage {
             schema: rce_protocol::SCHEMA_VERSION,
@@ -300,9 +298,7 @@ impl JobStore {
                 .await
                 .map(|_| false);
         };
-        let created_at = chrono::DateTime::parse_from_rfc3339(&view.created_at)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .unwrap_or_else(|_| chrono::Utc::now());
+        let created_at = view.created_at_utc();
         let result =
             ResultMessage::platform_failure(view.id, view.language, created_at, why.to_string());
         self.record(&result).await

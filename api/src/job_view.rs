@@ -68,6 +68,14 @@ impl JobView {
         })
     }
 
+    /// When the job was submitted, as a time; now if the stored text is unreadable (a result
+    /// built from this view must still carry some creation time).
+    pub fn created_at_utc(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(&self.created_at)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(|_| chrono::Utc::now())
+    }
+
     pub fn from_result(r: ResultMessage) -> Self {
         Self {
             id: r.id,
