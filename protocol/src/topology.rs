@@ -86,6 +86,24 @@ pub struct Sandbox {
     pub file_size_mb: u64,
     pub capabilities: Vec<String>,
     pub runtime: String,
+    /// How the runner hands a job to a warm container, unless a language says otherwise.
+    #[serde(default)]
+    pub exec_mode: ExecMode,
+}
+
+/// How the runner hands a job to the shim in a warm container. Both modes run the same job
+/// code (workspace, uid drop, limits, cleanup, verification); they differ only in how the job
+/// line gets there (docs/architecture.md, "Agent mode").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecMode {
+    /// The shim is the container's long-lived main process; the runner writes each job on the
+    /// container's attached stdin and the shim forks it. Costs about what the program costs.
+    #[default]
+    Agent,
+    /// One `docker exec` of the shim per job: tens of milliseconds of engine and runc work per
+    /// job, but nothing stays between jobs except the container itself.
+    Exec,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -129,6 +147,9 @@ pub struct LanguageSpec {
     /// within a client's patience (queued jobs x seconds per job / runners).
     #[serde(default)]
     pub queue_max_length: Option<u32>,
+    /// `agent` or `exec`, instead of `sandbox.exec_mode`.
+    #[serde(default)]
+    pub exec_mode: Option<ExecMode>,
 }
 
 /// A language with its limits merged over the global table: what api and runner use.
@@ -151,6 +172,8 @@ pub struct Language {
     pub runtime: String,
     /// `x-max-length` of its job queue (its own or `messaging.max_length`).
     pub queue_max_length: u32,
+    /// How its jobs reach its containers (its own or the sandbox's).
+    pub exec_mode: ExecMode,
 }
 
 /// The tag every image is built and run under; bump when the image contract changes.
@@ -297,6 +320,7 @@ impl Topology {
                 .clone()
                 .unwrap_or_else(|| self.sandbox.runtime.clone()),
             queue_max_length: spec.queue_max_length.unwrap_or(self.messaging.max_length),
+            exec_mode: spec.exec_mode.unwrap_or(self.sandbox.exec_mode),
         })
     }
 
@@ -389,6 +413,14 @@ mod tests {
             t.messaging.max_length
         );
         assert!(Topology::parse(&with_bash("    queue_max_length: 0\n"), "test").is_err());
+    }
+
+    #[test]
+    fn exec_mode_is_per_language_or_the_sandbox_default() {
+        let t = Topology::parse(&with_bash("    exec_mode: exec\n"), "t.yaml").unwrap();
+        assert_eq!(t.language("bash").unwrap().exec_mode, ExecMode::Exec);
+        assert_eq!(t.language("python").unwrap().exec_mode, t.sandbox.exec_mode);
+        assert!(Topology::parse(&with_bash("    exec_mode: fork\n"), "t.yaml").is_err());
     }
 
     #[test]
