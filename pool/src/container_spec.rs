@@ -5,7 +5,7 @@ use crate::labels;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 use rce_protocol::limits::Limits;
 use rce_protocol::shim::{SHIM_PATH, WORKSPACE_ROOT};
-use rce_protocol::topology::{Language, Sandbox};
+use rce_protocol::topology::{ExecMode, Language, Sandbox};
 use std::collections::HashMap;
 
 /// The seccomp profile every container runs under (see docs/security.md): the engine's default
@@ -60,20 +60,38 @@ pub fn container_body(
         (labels::RUNNER.to_string(), runner_id.to_string()),
         (labels::LANGUAGE.to_string(), language.id.clone()),
     ]);
-    let log_config = HostConfigLogConfig {
-        typ: Some("json-file".to_string()),
-        config: Some(HashMap::from([
-            ("max-size".to_string(), "1m".to_string()),
-            ("max-file".to_string(), "1".to_string()),
-        ])),
+    let agent = language.exec_mode == ExecMode::Agent;
+    let log_config = if agent {
+        // Every job's output crosses the agent's stdout: nothing of it belongs on the host's
+        // disk, and the engine would spend time writing it there.
+        HostConfigLogConfig {
+            typ: Some("none".to_string()),
+            config: None,
+        }
+    } else {
+        // The idle shim's baseline line is read from the log.
+        HostConfigLogConfig {
+            typ: Some("json-file".to_string()),
+            config: Some(HashMap::from([
+                ("max-size".to_string(), "1m".to_string()),
+                ("max-file".to_string(), "1".to_string()),
+            ])),
+        }
     };
+    let main_process = if agent { "agent" } else { "idle" };
     ContainerCreateBody {
         image: Some(language.image_ref()),
-        cmd: Some(vec![SHIM_PATH.to_string(), "idle".to_string()]),
+        cmd: Some(vec![SHIM_PATH.to_string(), main_process.to_string()]),
         // The engine-API switch, not `--network none`: no network namespace setup work at all.
         network_disabled: Some(true),
         tty: Some(false),
-        open_stdin: Some(false),
+        // Agent mode: the runner's attached stream is the agent's stdin, closed for good when
+        // the runner detaches (so an orphaned container stops by itself).
+        open_stdin: Some(agent),
+        stdin_once: Some(agent),
+        attach_stdin: Some(agent),
+        attach_stdout: Some(agent),
+        attach_stderr: Some(agent),
         labels: Some(labels),
         host_config: Some(HostConfig {
             readonly_rootfs: Some(true),
@@ -156,6 +174,44 @@ mod tests {
         ] {
             assert!(denied.contains(&syscall), "{syscall} must be denied");
         }
+    }
+
+    #[test]
+    fn the_main_process_follows_the_exec_mode() {
+        let t = topology();
+        let mut lang = t.language("python").unwrap();
+        lang.exec_mode = ExecMode::Agent;
+        let agent = container_body(&lang, &t.sandbox, "r1");
+        assert_eq!(agent.cmd.as_ref().unwrap()[1], "agent");
+        assert_eq!(agent.open_stdin, Some(true));
+        assert_eq!(
+            agent.stdin_once,
+            Some(true),
+            "a lost runner stops the agent"
+        );
+        let log = agent.host_config.unwrap().log_config.unwrap();
+        assert_eq!(
+            log.typ.as_deref(),
+            Some("none"),
+            "job output never hits the disk"
+        );
+
+        lang.exec_mode = ExecMode::Exec;
+        let exec = container_body(&lang, &t.sandbox, "r1");
+        assert_eq!(exec.cmd.as_ref().unwrap()[1], "idle");
+        assert_eq!(exec.open_stdin, Some(false));
+        // The isolation is the same in both modes.
+        let (a, e) = (
+            container_body(&t.language("python").unwrap(), &t.sandbox, "r1"),
+            exec,
+        );
+        let (a, e) = (a.host_config.unwrap(), e.host_config.unwrap());
+        assert_eq!(a.cap_add, e.cap_add);
+        assert_eq!(a.security_opt, e.security_opt);
+        assert_eq!(a.readonly_rootfs, e.readonly_rootfs);
+        assert_eq!(a.pids_limit, e.pids_limit);
+        assert_eq!(a.memory, e.memory);
+        assert_eq!(a.init, e.init);
     }
 
     #[test]

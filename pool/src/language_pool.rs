@@ -1,8 +1,9 @@
 //! The pools the runner holds, one per language, and running a job in one of their containers.
 
 use crate::container_spec::container_memory_mb;
+use crate::conversation::JobChannels;
 use crate::error::PoolError;
-use crate::exec::{run_shim, JobChannels};
+use crate::exec;
 use crate::job_plan::{deadline_ms, job_uid, shim_job};
 use crate::labels;
 use crate::warm_container::{remove_container, ContainerManager, WarmContainer};
@@ -195,7 +196,18 @@ impl LanguagePool {
         let mut plan = shim_job(job, &self.language, &self.sandbox, uid);
         plan.baseline = Some(c.baseline.clone());
         let deadline = Duration::from_millis(deadline_ms(&plan));
-        run_shim(&self.docker, &c.id, &plan, deadline, channels).await
+        let mut payload = serde_json::to_vec(&plan)?;
+        payload.push(b'\n');
+        let run = async {
+            match &mut c.agent {
+                Some(agent) => agent.run_job(&plan, payload, channels).await,
+                None => exec::run_job(&self.docker, &c.id, &plan, payload, channels).await,
+            }
+        };
+        match tokio::time::timeout(deadline, run).await {
+            Ok(result) => result,
+            Err(_) => Err(PoolError::Timeout(deadline.as_millis() as u64)),
+        }
     }
 
     /// Takes a container out of the pool for good, destroys it and warms a replacement, both in

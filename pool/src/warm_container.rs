@@ -1,5 +1,6 @@
 //! One pre-warmed container and the deadpool manager that creates and retires them.
 
+use crate::agent::AgentLink;
 use crate::container_spec::container_body;
 use crate::error::PoolError;
 use bollard::container::LogOutput;
@@ -11,12 +12,12 @@ use bollard::Docker;
 use deadpool::managed::{Manager, Metrics, RecycleError, RecycleResult};
 use futures_util::StreamExt;
 use rce_protocol::shim::{Baseline, ShimMessage};
-use rce_protocol::topology::{Language, Sandbox};
+use rce_protocol::topology::{ExecMode, Language, Sandbox};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a new container may take to report its resting state.
+/// How long a new container may take to start and report its resting state.
 const BASELINE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running, hardened container waiting for (or running) exactly one job.
@@ -36,6 +37,8 @@ pub struct WarmContainer {
     /// The engine epoch it was created in: after the engine restarted, containers of an older
     /// epoch are dead husks and are never handed out again.
     pub epoch: u64,
+    /// Agent mode: the attached stream its jobs go through. `None` in exec mode.
+    pub agent: Option<AgentLink>,
 }
 
 /// Creates containers for one language; recycling refuses containers that are unhealthy or have
@@ -58,16 +61,34 @@ impl ContainerManager {
         let body = container_body(&self.language, &self.sandbox, &self.runner_id);
         let created = self.docker.create_container(Some(options), body).await?;
         let started = async {
-            self.docker
-                .start_container(&created.id, None::<StartContainerOptions>)
-                .await?;
-            read_baseline(&self.docker, &created.id).await
+            match self.language.exec_mode {
+                ExecMode::Agent => {
+                    let mut agent = AgentLink::attach(&self.docker, &created.id).await?;
+                    self.docker
+                        .start_container(&created.id, None::<StartContainerOptions>)
+                        .await?;
+                    let baseline = agent.read_baseline().await?;
+                    Ok((baseline, Some(agent)))
+                }
+                ExecMode::Exec => {
+                    self.docker
+                        .start_container(&created.id, None::<StartContainerOptions>)
+                        .await?;
+                    Ok((read_baseline(&self.docker, &created.id).await?, None))
+                }
+            }
         };
-        let baseline = match started.await {
-            Ok(baseline) => baseline,
-            Err(e) => {
+        let (baseline, agent) = match tokio::time::timeout(BASELINE_TIMEOUT, started).await {
+            Ok(Ok(started)) => started,
+            Ok(Err(e)) => {
                 remove_container(&self.docker, &created.id).await;
                 return Err(e);
+            }
+            Err(_) => {
+                remove_container(&self.docker, &created.id).await;
+                return Err(PoolError::Stream(
+                    "the container reported no baseline".into(),
+                ));
             }
         };
         tracing::debug!(container = %name, language = %self.language.id, "warm container started");
@@ -83,13 +104,14 @@ impl ContainerManager {
             healthy: true,
             baseline,
             epoch,
+            agent,
         })
     }
 }
 
-/// The resting state `rce-shim idle` prints as the first line of the container's log. Only the
-/// idle shim writes there before the first job, and jobs never can: their output goes to pipes
-/// of the exec'd shim.
+/// Exec mode: the resting state `rce-shim idle` prints as the first line of the container's
+/// log. Only the idle shim writes there before the first job, and jobs never can: their output
+/// goes to pipes of the exec'd shim.
 async fn read_baseline(docker: &Docker, id: &str) -> Result<Baseline, PoolError> {
     let options = LogsOptions {
         follow: true,
@@ -116,9 +138,7 @@ async fn read_baseline(docker: &Docker, id: &str) -> Result<Baseline, PoolError>
             ))),
         }
     };
-    tokio::time::timeout(BASELINE_TIMEOUT, read)
-        .await
-        .map_err(|_| PoolError::Stream("the container reported no baseline".into()))?
+    read.await
 }
 
 impl Manager for ContainerManager {

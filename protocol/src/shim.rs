@@ -102,8 +102,17 @@ pub struct StepLimits {
 pub enum ShimMessage {
     /// The final record of the job. Always the last line.
     Record(ShimRecord),
-    /// `rce-shim idle`'s first line (in the container log), never part of an exec's output.
+    /// The container's resting state, measured before its first job: `rce-shim idle`'s first
+    /// line (in the container log) or `rce-shim agent`'s (on the attached stream). Never part
+    /// of a job's output.
     Baseline(Baseline),
+    /// Agent mode only: the job's shim process has ended (after its record, unless it died),
+    /// so the next job line may be written. `failure` says how it ended when that was not a
+    /// clean exit.
+    Done {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
+    },
     /// A step started; the output that follows is its.
     Step { name: String },
     /// Output of the current step as the shim read it, within the output cap. Within one stream

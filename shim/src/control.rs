@@ -106,29 +106,46 @@ pub fn open_stdin() -> Result<(JobLine, OwnedFd), String> {
 }
 
 /// Splits a byte stream into lines, bounding how much an unfinished line may hold.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LineSplitter {
     partial: Vec<u8>,
     /// The current line went over the bound: skip to its end.
     skipping: bool,
+    max: usize,
+}
+
+impl Default for LineSplitter {
+    /// Bounded for control lines ([`MAX_CONTROL_LINE`]).
+    fn default() -> Self {
+        Self::with_max(MAX_CONTROL_LINE)
+    }
 }
 
 /// One piece of the channel, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Piece {
     Line(Vec<u8>),
-    /// A line longer than [`MAX_CONTROL_LINE`], dropped.
+    /// A line longer than the splitter's bound, dropped.
     TooLong,
 }
 
 impl LineSplitter {
+    /// A splitter dropping lines longer than `max` bytes.
+    pub fn with_max(max: usize) -> Self {
+        Self {
+            partial: Vec::new(),
+            skipping: false,
+            max,
+        }
+    }
+
     pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<Piece>) {
         while let Some(i) = bytes.iter().position(|b| *b == b'\n') {
             if self.skipping {
                 self.skipping = false;
             } else {
                 self.partial.extend_from_slice(&bytes[..i]);
-                if self.partial.len() > MAX_CONTROL_LINE {
+                if self.partial.len() > self.max {
                     self.partial = Vec::new();
                     out.push(Piece::TooLong);
                 } else {
@@ -141,7 +158,7 @@ impl LineSplitter {
             return;
         }
         self.partial.extend_from_slice(bytes);
-        if self.partial.len() > MAX_CONTROL_LINE {
+        if self.partial.len() > self.max {
             self.partial = Vec::new();
             self.skipping = true;
             out.push(Piece::TooLong);

@@ -1,6 +1,8 @@
 //! `rce-shim`: the only program the runner starts inside a language container.
 //!
-//! * `rce-shim idle` is the container's main process and just waits to be stopped.
+//! * `rce-shim idle` is the container's main process in exec mode and just waits to be stopped.
+//! * `rce-shim agent` is the container's main process in agent mode: it reads job lines on its
+//!   stdin and forks each one into exactly what `rce-shim exec` runs (see `agent`).
 //! * `rce-shim exec` reads one `ShimJob` as a JSON line on stdin, then `ShimControl` lines for as
 //!   long as the job runs; it runs the job under its uid and limits, prints live `ShimMessage`s
 //!   (step, output, truncated) on stdout and last exactly one `ShimMessage::Record`; it always
@@ -9,6 +11,7 @@
 //! The protocol lives in `rce_protocol::shim`; the sandbox it implements is described in
 //! design.md ("Sandbox model").
 
+mod agent;
 mod baseline;
 mod cleanup;
 mod command;
@@ -31,8 +34,9 @@ fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("idle") => idle::run(),
         Some("exec") => exec(),
+        Some("agent") => agent::run(),
         _ => {
-            eprintln!("usage: rce-shim idle | rce-shim exec < job-line-then-control-lines");
+            eprintln!("usage: rce-shim idle | rce-shim agent | rce-shim exec < job-line-then-control-lines");
             std::process::exit(2);
         }
     }

@@ -8,7 +8,7 @@
 
 use crate::sys;
 use rce_protocol::bytes::Base64Bytes;
-use rce_protocol::shim::{OutputStream, ShimMessage, ShimRecord};
+use rce_protocol::shim::{Baseline, OutputStream, ShimMessage, ShimRecord};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -74,6 +74,16 @@ impl MessageWriter {
         self.send(&ShimMessage::Truncated {
             step: step.to_string(),
         });
+    }
+
+    /// The container's resting state: the agent's first line.
+    pub fn baseline(&mut self, baseline: Baseline) {
+        self.send(&ShimMessage::Baseline(baseline));
+    }
+
+    /// The agent's line after a job's shim process ended: the runner may send the next job.
+    pub fn done(&mut self, failure: Option<String>) {
+        self.send(&ShimMessage::Done { failure });
     }
 
     /// The last line of every exec; written even if serializing the record fails, so the

@@ -826,3 +826,46 @@ pub fn fs_usage(path: &CStr) -> io::Result<(u64, u64)> {
         st.f_files.saturating_sub(st.f_ffree),
     ))
 }
+
+// ---------------------------------------------------------------------------------------------
+// The agent's fork per job.
+
+/// Forks the (single-threaded) shim: `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
+/// The child is a full copy that may run ordinary code (the shim has no other threads whose
+/// locks it could inherit held); it must end with [`exit_now`].
+pub fn fork_process() -> io::Result<Option<Pid>> {
+    // SAFETY: the shim is single-threaded, so the child's copy of the heap and of every lock
+    // is consistent; the caller's child branch never returns into the parent's loop.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid)),
+    }
+}
+
+/// Ends the process at once, without running destructors or flushing Rust's stdio (a forked
+/// child must not flush or close what its parent still owns).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Closes `fd` in this process only (after fork, the child's copy of a descriptor its parent's
+/// code still owns). The caller must not use `fd` again.
+pub fn close_inherited(fd: RawFd) {
+    // SAFETY: closing a descriptor number touches no memory; the caller guarantees nothing in
+    // this process uses it afterwards.
+    unsafe { libc::close(fd) };
+}
+
+/// Unblocks every signal: a forked job starts with the mask an exec'd shim would have.
+pub fn unblock_all_signals() -> io::Result<()> {
+    let set = sigset(&[]);
+    // SAFETY: `set` is an initialised (empty) sigset.
+    cvt(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) }).map(drop)
+}
+
+/// Reaps child `pid` if it has exited; `Ok(None)` while it runs.
+pub fn wait_pid_nohang(pid: Pid) -> io::Result<Option<Reaped>> {
+    wait4(pid, libc::WNOHANG)
+}
