@@ -4,13 +4,13 @@
 //! that A and B really shared a container (a retired container would fail it too: cleanup must
 //! succeed in place, not by throwing the container away).
 
-use crate::helpers::{app, assert_verdict};
+use crate::helpers::{app, assert_verdict, base_language, both_modes};
 use serde_json::{json, Value};
 
 /// Runs `source` in `language` (a solo language) with `limits` and returns the container's host
 /// name and the rest of stdout. The job must succeed.
 async fn run_solo(language: &str, source: &str, limits: Value) -> (String, String) {
-    let prelude = match language {
+    let prelude = match base_language(language) {
         "python_solo" => "import os as _os\nprint(_os.uname().nodename, flush=True)\n",
         "javascript_solo" => "console.log(require('os').hostname());\n",
         other => panic!("{other} is not a solo language"),
@@ -42,11 +42,11 @@ async fn a_then_b_with(language: &str, a: (&str, Value), b: &str) -> (String, St
     (out_a, out_b)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_daemon_watching_proc_and_workspaces_is_gone() {
-    // A double-forks a session leader that ignores every catchable signal and keeps recording
-    // what it can see of /proc and /work into /tmp.
-    let a = r#"
+both_modes! {
+    async fn a_daemon_watching_proc_and_workspaces_is_gone(mode) {
+        // A double-forks a session leader that ignores every catchable signal and keeps recording
+        // what it can see of /proc and /work into /tmp.
+        let a = r#"
 import os, signal, time
 if os.fork() == 0:
     os.setsid()
@@ -66,7 +66,7 @@ if os.fork() == 0:
 time.sleep(0.3)
 print('spying' if os.path.exists('/tmp/spy.log') else 'no spy')
 "#;
-    let b = r#"
+        let b = r#"
 import os
 uid = os.getuid()
 others = []
@@ -83,19 +83,20 @@ print('spy log', os.path.exists('/tmp/spy.log'))
 try: os.listdir('/work'); print('work listable')
 except PermissionError: print('work unlistable')
 "#;
-    let (out_a, out_b) = a_then_b("python_solo", a, b).await;
-    assert_eq!(out_a.trim(), "spying", "A's daemon must have run: {out_a}");
-    assert!(
-        out_b.contains("others []"),
-        "a process of A survived: {out_b}"
-    );
-    assert!(out_b.contains("spy log False"), "{out_b}");
-    assert!(out_b.contains("work unlistable"), "{out_b}");
+        let (out_a, out_b) = a_then_b(&mode.lang("python_solo"), a, b).await;
+        assert_eq!(out_a.trim(), "spying", "A's daemon must have run: {out_a}");
+        assert!(
+            out_b.contains("others []"),
+            "a process of A survived: {out_b}"
+        );
+        assert!(out_b.contains("spy log False"), "{out_b}");
+        assert!(out_b.contains("work unlistable"), "{out_b}");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn files_left_in_tmp_shm_and_home_are_gone() {
-    let a = r#"
+both_modes! {
+    async fn files_left_in_tmp_shm_and_home_are_gone(mode) {
+        let a = r#"
 import os
 for d in ('/tmp', '/dev/shm', '/var/tmp', os.environ['HOME']):
     try:
@@ -111,38 +112,39 @@ os.symlink('/etc/passwd', '/tmp/link-by-a')
 os.mkfifo('/tmp/fifo-by-a')
 print('home', os.environ['HOME'])
 "#;
-    let b = r#"
+        let b = r#"
 import os
 print('tmp', sorted(os.listdir('/tmp')))
 print('shm', sorted(os.listdir('/dev/shm')))
 print('home', sorted(os.listdir(os.environ['HOME'])))
 "#;
-    let (out_a, out_b) = a_then_b("python_solo", a, b).await;
-    assert!(
-        out_a.contains("wrote /tmp") && out_a.contains("wrote /dev/shm"),
-        "{out_a}"
-    );
-    assert!(out_a.contains("denied /var/tmp"), "read-only root: {out_a}");
-    let home_a = out_a.lines().find_map(|l| l.strip_prefix("home ")).unwrap();
-    assert!(out_b.contains("tmp []"), "{out_b}");
-    assert!(out_b.contains("shm []"), "{out_b}");
-    // B's own workspace holds only its source and the sandbox's directories.
-    assert!(
-        out_b.contains("home ['.cache', '.tmp', 'main.py']"),
-        "{out_b}"
-    );
-    let (_, gone) = run_solo(
-        "python_solo",
-        &format!("import os\nprint(os.path.lexists({home_a:?}))"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(gone.trim(), "False", "A's workspace {home_a} still exists");
+        let (out_a, out_b) = a_then_b(&mode.lang("python_solo"), a, b).await;
+        assert!(
+            out_a.contains("wrote /tmp") && out_a.contains("wrote /dev/shm"),
+            "{out_a}"
+        );
+        assert!(out_a.contains("denied /var/tmp"), "read-only root: {out_a}");
+        let home_a = out_a.lines().find_map(|l| l.strip_prefix("home ")).unwrap();
+        assert!(out_b.contains("tmp []"), "{out_b}");
+        assert!(out_b.contains("shm []"), "{out_b}");
+        // B's own workspace holds only its source and the sandbox's directories.
+        assert!(
+            out_b.contains("home ['.cache', '.tmp', 'main.py']"),
+            "{out_b}"
+        );
+        let (_, gone) = run_solo(
+            &mode.lang("python_solo"),
+            &format!("import os\nprint(os.path.lexists({home_a:?}))"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(gone.trim(), "False", "A's workspace {home_a} still exists");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn python_customization_hooks_left_by_a_never_run() {
-    let a = r#"
+both_modes! {
+    async fn python_customization_hooks_left_by_a_never_run(mode) {
+        let a = r#"
 import os, site, sys
 hook = "print('PWNED by ' + __file__)\n"
 targets = [
@@ -162,20 +164,21 @@ for t in targets:
     except OSError as e:
         print('denied', t, e.errno)
 "#;
-    let (out_a, out_b) = a_then_b("python_solo", a, "print('clean')").await;
-    assert!(out_a.contains("planted /tmp/sitecustomize.py"), "{out_a}");
-    assert!(
-        out_a.contains("denied /usr/lib/python3/dist-packages/sitecustomize.py"),
-        "{out_a}"
-    );
-    assert_eq!(out_b, "clean\n", "a hook of A ran in B");
+        let (out_a, out_b) = a_then_b(&mode.lang("python_solo"), a, "print('clean')").await;
+        assert!(out_a.contains("planted /tmp/sitecustomize.py"), "{out_a}");
+        assert!(
+            out_a.contains("denied /usr/lib/python3/dist-packages/sitecustomize.py"),
+            "{out_a}"
+        );
+        assert_eq!(out_b, "clean\n", "a hook of A ran in B");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn node_modules_above_the_workspace_cannot_be_planted() {
-    // Node resolves `require('evil')` in every node_modules from the script's directory up to
-    // the root, then in ~/.node_modules and ~/.node_libraries.
-    let a = r#"
+both_modes! {
+    async fn node_modules_above_the_workspace_cannot_be_planted(mode) {
+        // Node resolves `require('evil')` in every node_modules from the script's directory up to
+        // the root, then in ~/.node_modules and ~/.node_libraries.
+        let a = r#"
 const fs = require('fs');
 const home = process.env.HOME;
 for (const dir of ['/work/node_modules', '/node_modules', '/tmp/node_modules',
@@ -187,24 +190,25 @@ for (const dir of ['/work/node_modules', '/node_modules', '/tmp/node_modules',
   } catch (e) { console.log('denied', dir, e.code); }
 }
 "#;
-    let b = r#"
+        let b = r#"
 try { require('evil'); console.log('LOADED'); } catch (e) { console.log(e.code); }
 console.log('NODE_PATH', process.env.NODE_PATH);
 "#;
-    let (out_a, out_b) = a_then_b("javascript_solo", a, b).await;
-    assert!(out_a.contains("denied /work/node_modules"), "{out_a}");
-    assert!(out_a.contains("denied /node_modules"), "{out_a}");
-    assert!(out_b.contains("MODULE_NOT_FOUND"), "{out_b}");
-    assert!(
-        !out_b.contains("PWNED") && !out_b.contains("LOADED"),
-        "{out_b}"
-    );
-    assert!(out_b.contains("NODE_PATH undefined"), "{out_b}");
+        let (out_a, out_b) = a_then_b(&mode.lang("javascript_solo"), a, b).await;
+        assert!(out_a.contains("denied /work/node_modules"), "{out_a}");
+        assert!(out_a.contains("denied /node_modules"), "{out_a}");
+        assert!(out_b.contains("MODULE_NOT_FOUND"), "{out_b}");
+        assert!(
+            !out_b.contains("PWNED") && !out_b.contains("LOADED"),
+            "{out_b}"
+        );
+        assert!(out_b.contains("NODE_PATH undefined"), "{out_b}");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sysv_ipc_objects_are_removed() {
-    let a = r#"
+both_modes! {
+    async fn sysv_ipc_objects_are_removed(mode) {
+        let a = r#"
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 libc.shmat.restype = ctypes.c_void_p
@@ -216,25 +220,26 @@ msg = libc.msgget(0x5eed, IPC_CREAT | 0o666)
 sem = libc.semget(0x5eed, 1, IPC_CREAT | 0o666)
 print('created', shm >= 0, msg >= 0, sem >= 0)
 "#;
-    let b = r#"
+        let b = r#"
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 print('found', libc.shmget(0x5eed, 0, 0), libc.msgget(0x5eed, 0), libc.semget(0x5eed, 0, 0))
 for table in ('shm', 'msg', 'sem'):
     print(table, len(open(f'/proc/sysvipc/{table}').read().splitlines()) - 1)
 "#;
-    let (out_a, out_b) = a_then_b("python_solo", a, b).await;
-    assert_eq!(out_a.trim(), "created True True True", "{out_a}");
-    assert!(out_b.contains("found -1 -1 -1"), "{out_b}");
-    for table in ["shm 0", "msg 0", "sem 0"] {
-        assert!(out_b.contains(table), "{table} expected: {out_b}");
+        let (out_a, out_b) = a_then_b(&mode.lang("python_solo"), a, b).await;
+        assert_eq!(out_a.trim(), "created True True True", "{out_a}");
+        assert!(out_b.contains("found -1 -1 -1"), "{out_b}");
+        for table in ["shm 0", "msg 0", "sem 0"] {
+            assert!(out_b.contains(table), "{table} expected: {out_b}");
+        }
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_bound_port_is_released() {
-    // A leaves a detached listener on a loopback port that would let it talk to B.
-    let a = r#"
+both_modes! {
+    async fn a_bound_port_is_released(mode) {
+        // A leaves a detached listener on a loopback port that would let it talk to B.
+        let a = r#"
 import os, socket, time
 if os.fork() == 0:
     os.setsid()
@@ -250,7 +255,7 @@ time.sleep(0.3)
 c = socket.create_connection(('127.0.0.1', 47001))
 print('listening', c.recv(100) == b'hello from A')
 "#;
-    let b = r#"
+        let b = r#"
 import socket
 try:
     socket.create_connection(('127.0.0.1', 47001), timeout=1); print('A still answers')
@@ -264,18 +269,19 @@ s.bind(('127.0.0.1', 47001))
 s.listen()
 print('bound')
 "#;
-    let (out_a, out_b) = a_then_b("python_solo", a, b).await;
-    assert_eq!(out_a.trim(), "listening True", "{out_a}");
-    assert!(out_b.contains("nobody there 111"), "ECONNREFUSED: {out_b}");
-    assert!(out_b.contains("bound"), "{out_b}");
+        let (out_a, out_b) = a_then_b(&mode.lang("python_solo"), a, b).await;
+        assert_eq!(out_a.trim(), "listening True", "{out_a}");
+        assert!(out_b.contains("nobody there 111"), "ECONNREFUSED: {out_b}");
+        assert!(out_b.contains("bound"), "{out_b}");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_full_tmpfs_is_emptied() {
-    // A fills its workspace, /tmp and /dev/shm to ENOSPC (several files: one file is capped at
-    // RLIMIT_FSIZE) and ends normally; B then has the space it would have had anyway. tmpfs
-    // pages are charged to the container's memory, so A gets room for all three.
-    let a = r#"
+both_modes! {
+    async fn a_full_tmpfs_is_emptied(mode) {
+        // A fills its workspace, /tmp and /dev/shm to ENOSPC (several files: one file is capped at
+        // RLIMIT_FSIZE) and ends normally; B then has the space it would have had anyway. tmpfs
+        // pages are charged to the container's memory, so A gets room for all three.
+        let a = r#"
 import os
 chunk = b'x' * (1 << 20)
 def fill(d):
@@ -291,7 +297,7 @@ def fill(d):
 for d in (os.environ['HOME'], '/tmp', '/dev/shm'):
     print(d.split('/')[1], *fill(d))
 "#;
-    let b = r#"
+        let b = r#"
 import os
 chunk = b'y' * (1 << 20)
 for d in (os.environ['HOME'], '/tmp', '/dev/shm'):
@@ -301,13 +307,14 @@ for d in (os.environ['HOME'], '/tmp', '/dev/shm'):
         for _ in range(8): f.write(chunk)
     print(d.split('/')[1], 'used_mb_before', used, 'wrote 8')
 "#;
-    let (out_a, out_b) = a_then_b_with("python_solo", (a, json!({"memory_mb": 512})), b).await;
-    // errno 28 is ENOSPC: A really filled every one of them.
-    assert_eq!(out_a.matches(" 28\n").count(), 3, "{out_a}");
-    for line in out_b.lines() {
-        let used: u64 = line.split(' ').nth(2).unwrap().parse().unwrap();
-        assert!(used <= 1, "space of A still in use: {out_b}");
-        assert!(line.ends_with("wrote 8"), "{out_b}");
+        let (out_a, out_b) = a_then_b_with(&mode.lang("python_solo"), (a, json!({"memory_mb": 512})), b).await;
+        // errno 28 is ENOSPC: A really filled every one of them.
+        assert_eq!(out_a.matches(" 28\n").count(), 3, "{out_a}");
+        for line in out_b.lines() {
+            let used: u64 = line.split(' ').nth(2).unwrap().parse().unwrap();
+            assert!(used <= 1, "space of A still in use: {out_b}");
+            assert!(line.ends_with("wrote 8"), "{out_b}");
+        }
+        assert_eq!(out_b.lines().count(), 3, "{out_b}");
     }
-    assert_eq!(out_b.lines().count(), 3, "{out_b}");
 }

@@ -108,18 +108,25 @@ async fn languages_lists_the_topology() {
         ids,
         [
             "bash",
+            "bash_exec",
             "c",
+            "c_exec",
             "cpp",
+            "cpp_exec",
             "go",
             "java",
             "javascript",
+            "javascript_exec",
             "javascript_solo",
+            "javascript_solo_exec",
             "python",
+            "python_exec",
             "python_solo",
+            "python_solo_exec",
             "python_unserved",
             "rust"
         ],
-        "the repository's languages and the tests' solo and unserved copies"
+        "the repository's languages and the tests' solo, exec-mode and unserved copies"
     );
     let c = list
         .as_array()

@@ -39,13 +39,76 @@ fn rabbitmqctl(args: &[&str]) {
 /// know that job B ran where job A did.
 pub const SOLO: [(&str, &str); 2] = [("python_solo", "python"), ("javascript_solo", "javascript")];
 
+/// Languages that get an exec-mode copy (`<id>_exec`) in the tests' topology, so the sandbox
+/// tests run against both ways a job reaches its container (see [`Mode`]).
+pub const EXEC_COPIES: [&str; 7] = [
+    "python",
+    "javascript",
+    "bash",
+    "c",
+    "cpp",
+    "python_solo",
+    "javascript_solo",
+];
+
+/// How a job reaches its warm container (topology.yaml `exec_mode`). Every isolation guarantee
+/// must hold in both, so the sandbox tests run once per mode (see [`both_modes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The default: the shim is the container's main process and forks each job.
+    Agent,
+    /// One `docker exec` of the shim per job.
+    Exec,
+}
+
+impl Mode {
+    /// The tests' language for `base` in this mode: `base` itself (agent mode, the topology's
+    /// default) or its exec-mode copy.
+    pub fn lang(self, base: &str) -> String {
+        match self {
+            Self::Agent => base.to_string(),
+            Self::Exec => format!("{base}_exec"),
+        }
+    }
+}
+
+/// The language a test language copies (`python_exec` -> `python`), for per-language sources.
+pub fn base_language(language: &str) -> &str {
+    language.strip_suffix("_exec").unwrap_or(language)
+}
+
+/// Declares an async test that takes a [`Mode`] once per mode: a module named after the test
+/// with the tests `agent` and `exec` (`hostile::fork_bomb::exec`).
+macro_rules! both_modes {
+    ($(#[doc = $doc:literal])* async fn $name:ident($mode:ident) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($mode: $crate::helpers::Mode) $body
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn agent() {
+                body($crate::helpers::Mode::Agent).await
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn exec() {
+                body($crate::helpers::Mode::Exec).await
+            }
+        }
+    };
+}
+pub(crate) use both_modes;
+
 /// A language of the tests' topology that no runner serves, with a job queue of
 /// [`UNSERVED_QUEUE_LENGTH`]: what a full queue does to submissions, without racing a consumer.
 pub const UNSERVED: &str = "python_unserved";
 pub const UNSERVED_QUEUE_LENGTH: u32 = 3;
 
-/// The repository's topology.yaml plus the [`SOLO`] and [`UNSERVED`] languages, written to a
-/// file of this run.
+/// The repository's topology.yaml plus the [`SOLO`], [`EXEC_COPIES`] and [`UNSERVED`] languages,
+/// written to a file of this run.
 fn test_topology() -> String {
     let text = std::fs::read_to_string(repo_root().join("topology.yaml")).unwrap();
     let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
@@ -54,6 +117,11 @@ fn test_topology() -> String {
         let mut spec = languages[of].clone();
         spec["pool"] = 1.into();
         languages.insert(solo.into(), spec);
+    }
+    for of in EXEC_COPIES {
+        let mut spec = languages[of].clone();
+        spec["exec_mode"] = "exec".into();
+        languages.insert(format!("{of}_exec").into(), spec);
     }
     let mut unserved = languages["python"].clone();
     unserved["queue_max_length"] = UNSERVED_QUEUE_LENGTH.into();

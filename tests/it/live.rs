@@ -2,7 +2,7 @@
 //! resume, batched streaming up to the output cap, WebSocket sessions with several round trips,
 //! cancelling queued and running jobs, and many subscribers on one job.
 
-use crate::helpers::{app, assert_verdict, TestApp};
+use crate::helpers::{app, assert_verdict, both_modes, TestApp};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -355,52 +355,53 @@ async fn ws_until(ws: &mut Ws, seen: &mut Vec<Value>, pred: impl Fn(&Value) -> b
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_interactive_session_over_a_websocket() {
-    let app = app();
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&app, "/v1/jobs/ws"))
-        .await
-        .unwrap();
-    // Reads a line, answers, reads again: like a terminal session, three round trips.
-    let src = "while True:\n    try:\n        line = input()\n    except EOFError:\n        print('bye')\n        break\n    print(line.upper())";
-    ws_send(
-        &mut ws,
-        json!({"type": "submit", "job": {"language": "python", "source": src, "interactive": true}}),
-    )
-    .await;
-    let mut seen = Vec::new();
-    let accepted = ws_until(&mut ws, &mut seen, |v| v["event"] != "status").await;
-    assert_eq!(accepted["event"], "accepted", "{accepted}");
-    let id = accepted["data"]["id"].as_str().unwrap().to_string();
-    let mut stdout = String::new();
-    for word in ["hello", "interactive", "world"] {
+both_modes! {
+    async fn an_interactive_session_over_a_websocket(mode) {
+        let app = app();
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&app, "/v1/jobs/ws"))
+            .await
+            .unwrap();
+        // Reads a line, answers, reads again: like a terminal session, three round trips.
+        let src = "while True:\n    try:\n        line = input()\n    except EOFError:\n        print('bye')\n        break\n    print(line.upper())";
         ws_send(
             &mut ws,
-            json!({"type": "stdin", "data": format!("{word}\n")}),
+            json!({"type": "submit", "job": {"language": mode.lang("python"), "source": src, "interactive": true}}),
         )
         .await;
-        let expected = format!("{}\n", word.to_uppercase());
-        while !stdout.ends_with(&expected) {
-            let e = ws_until(&mut ws, &mut seen, |v| v["event"] == "stdout").await;
-            stdout.push_str(e["data"].as_str().unwrap());
+        let mut seen = Vec::new();
+        let accepted = ws_until(&mut ws, &mut seen, |v| v["event"] != "status").await;
+        assert_eq!(accepted["event"], "accepted", "{accepted}");
+        let id = accepted["data"]["id"].as_str().unwrap().to_string();
+        let mut stdout = String::new();
+        for word in ["hello", "interactive", "world"] {
+            ws_send(
+                &mut ws,
+                json!({"type": "stdin", "data": format!("{word}\n")}),
+            )
+            .await;
+            let expected = format!("{}\n", word.to_uppercase());
+            while !stdout.ends_with(&expected) {
+                let e = ws_until(&mut ws, &mut seen, |v| v["event"] == "stdout").await;
+                stdout.push_str(e["data"].as_str().unwrap());
+            }
         }
+        ws_send(&mut ws, json!({"type": "stdin_eof"})).await;
+        let done = ws_until(&mut ws, &mut seen, |v| v["event"] == "done").await;
+        assert_eq!(done["data"]["id"], id.as_str());
+        assert_verdict(&done["data"], "ok");
+        assert_eq!(
+            done["data"]["run"]["stdout"],
+            "HELLO\nINTERACTIVE\nWORLD\nbye\n"
+        );
+        // The server closes the socket after done.
+        let next = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap();
+        assert!(
+            matches!(next, Some(Ok(Message::Close(_))) | None),
+            "{next:?}"
+        );
     }
-    ws_send(&mut ws, json!({"type": "stdin_eof"})).await;
-    let done = ws_until(&mut ws, &mut seen, |v| v["event"] == "done").await;
-    assert_eq!(done["data"]["id"], id.as_str());
-    assert_verdict(&done["data"], "ok");
-    assert_eq!(
-        done["data"]["run"]["stdout"],
-        "HELLO\nINTERACTIVE\nWORLD\nbye\n"
-    );
-    // The server closes the socket after done.
-    let next = tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .unwrap();
-    assert!(
-        matches!(next, Some(Ok(Message::Close(_))) | None),
-        "{next:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -425,81 +426,82 @@ async fn a_websocket_on_a_plain_job_refuses_input_but_streams() {
     assert_eq!(done["data"]["run"]["stdout"], "done\n");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn cancel_a_queued_and_a_running_job() {
-    let app = app();
-    // The solo language has one container: the first job holds it, the second must queue.
-    let sleeper = "import time\nprint('started', flush=True)\ntime.sleep(20)";
-    let running = submit(
-        &app,
-        json!({"language": "python_solo", "source": sleeper, "limits": {"wall_time_ms": 25000}}),
-    )
-    .await;
-    let queued = submit(
-        &app,
-        json!({"language": "python_solo", "source": "print('I must never run')"}),
-    )
-    .await;
-    // Follow the first job; cancel once its program really runs (its first line arrived).
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let follower = {
-        let (app, id) = (crate::helpers::app(), running.clone());
-        tokio::spawn(async move {
-            let mut started_tx = Some(started_tx);
-            sse(&app, &id, None, |e| {
-                if e.event == "stdout" && e.data.contains("started") {
-                    if let Some(tx) = started_tx.take() {
-                        let _ = tx.send(());
+both_modes! {
+    async fn cancel_a_queued_and_a_running_job(mode) {
+        let app = app();
+        // The solo language has one container: the first job holds it, the second must queue.
+        let sleeper = "import time\nprint('started', flush=True)\ntime.sleep(20)";
+        let running = submit(
+            &app,
+            json!({"language": mode.lang("python_solo"), "source": sleeper, "limits": {"wall_time_ms": 25000}}),
+        )
+        .await;
+        let queued = submit(
+            &app,
+            json!({"language": mode.lang("python_solo"), "source": "print('I must never run')"}),
+        )
+        .await;
+        // Follow the first job; cancel once its program really runs (its first line arrived).
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let follower = {
+            let (app, id) = (crate::helpers::app(), running.clone());
+            tokio::spawn(async move {
+                let mut started_tx = Some(started_tx);
+                sse(&app, &id, None, |e| {
+                    if e.event == "stdout" && e.data.contains("started") {
+                        if let Some(tx) = started_tx.take() {
+                            let _ = tx.send(());
+                        }
                     }
-                }
+                })
+                .await
             })
+        };
+        tokio::time::timeout(Duration::from_secs(30), started_rx)
             .await
-        })
-    };
-    tokio::time::timeout(Duration::from_secs(30), started_rx)
-        .await
-        .expect("the first job started within 30 s")
-        .unwrap();
-    let (_, second) = app.get_job(&queued).await;
-    assert_eq!(second["status"], "queued", "{second}");
+            .expect("the first job started within 30 s")
+            .unwrap();
+        let (_, second) = app.get_job(&queued).await;
+        assert_eq!(second["status"], "queued", "{second}");
 
-    let (status, body) = delete(&app, &queued).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "cancelled");
-    assert_eq!(body["verdict"], "cancelled");
+        let (status, body) = delete(&app, &queued).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "cancelled");
+        assert_eq!(body["verdict"], "cancelled");
 
-    let asked = Instant::now();
-    let (status, body) = delete(&app, &running).await;
-    assert_eq!(status, 202, "{body}");
-    let capture = follower.await.unwrap();
-    let took = asked.elapsed();
-    let first = capture.done();
-    assert_eq!(first["status"], "cancelled", "{first}");
-    assert_eq!(first["verdict"], "cancelled", "{first}");
-    assert_eq!(first["run"]["stdout"], "started\n", "{first}");
-    assert!(
-        first["run"]["wall_ms"].as_u64().unwrap() < 15_000,
-        "killed long before its 20 s sleep: {first}"
-    );
-    assert!(took < Duration::from_secs(5), "cancel took {took:?}");
+        let asked = Instant::now();
+        let (status, body) = delete(&app, &running).await;
+        assert_eq!(status, 202, "{body}");
+        let capture = follower.await.unwrap();
+        let took = asked.elapsed();
+        let first = capture.done();
+        assert_eq!(first["status"], "cancelled", "{first}");
+        assert_eq!(first["verdict"], "cancelled", "{first}");
+        assert_eq!(first["run"]["stdout"], "started\n", "{first}");
+        assert!(
+            first["run"]["wall_ms"].as_u64().unwrap() < 15_000,
+            "killed long before its 20 s sleep: {first}"
+        );
+        assert!(took < Duration::from_secs(5), "cancel took {took:?}");
 
-    // The queued job never ran, even after the container was free again.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (_, second) = app.get_job(&queued).await;
-    assert_eq!(second["status"], "cancelled", "{second}");
-    assert!(
-        second["run"].is_null() && second["started_at"].is_null(),
-        "{second}"
-    );
+        // The queued job never ran, even after the container was free again.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (_, second) = app.get_job(&queued).await;
+        assert_eq!(second["status"], "cancelled", "{second}");
+        assert!(
+            second["run"].is_null() && second["started_at"].is_null(),
+            "{second}"
+        );
 
-    // Cancelling again is a harmless no-op; a finished job cannot be cancelled.
-    let (status, body) = delete(&app, &queued).await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")));
-    let finished = app.run_source("python_solo", "print('fine')", "").await;
-    assert_verdict(&finished, "ok");
-    let (status, body) = delete(&app, finished["id"].as_str().unwrap()).await;
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(body["error"]["code"], "already_finished");
+        // Cancelling again is a harmless no-op; a finished job cannot be cancelled.
+        let (status, body) = delete(&app, &queued).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")));
+        let finished = app.run_source(&mode.lang("python_solo"), "print('fine')", "").await;
+        assert_verdict(&finished, "ok");
+        let (status, body) = delete(&app, finished["id"].as_str().unwrap()).await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["error"]["code"], "already_finished");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
