@@ -7,7 +7,7 @@ use crate::baseline;
 use crate::cleanup;
 use crate::control::Control;
 use crate::messages::MessageWriter;
-use crate::reaper::{self, Reaper};
+use crate::reaper;
 use crate::step;
 use crate::sys;
 use crate::workspace;
@@ -85,7 +85,7 @@ pub fn run(
     }
 
     // A process of this uid from an earlier job would see this job's workspace.
-    if !reaper::kill_all(uid, &mut Reaper::new(None)) {
+    if !reaper::kill_all_if_any(uid) {
         return failed(
             job.job_id,
             format!("processes of uid {uid} from an earlier job could not be killed"),
@@ -129,7 +129,7 @@ pub fn run(
         }
     }
 
-    all_killed &= reaper::kill_all(uid, &mut Reaper::new(None));
+    all_killed &= reaper::kill_all_if_any(uid);
     let left = cleanup::cleanup(uid, &ws.path);
     for p in &left.problems {
         eprintln!("rce-shim: not clean: {p}");

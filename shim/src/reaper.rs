@@ -100,3 +100,15 @@ pub fn kill_all(uid: u32, reaper: &mut Reaper) -> bool {
         }
     }
 }
+
+/// [`kill_all`], but only when /proc shows a process of `uid`: for the moments when the uid
+/// cannot have any unless a kill already failed. A uid's processes can only be created by
+/// processes of that uid (or by the shim), so once none exists none can appear; and `kill(-1)`
+/// is atomic against `fork`, so after one [`kill_all`] that succeeded no process escaped by
+/// forking during the scan. Used before a job (the uid's previous job ended with a
+/// [`kill_all`]) and after the last step (each step ends with one). Saves the kill helper's fork.
+pub fn kill_all_if_any(uid: u32) -> bool {
+    let mut reaper = Reaper::new(None);
+    reaper.reap();
+    proc_scan::scan_uid(uid).is_empty() || kill_all(uid, &mut reaper)
+}
