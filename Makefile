@@ -1,5 +1,5 @@
 # The README's commands. Each script says what it does at its top.
-.PHONY: up down test images lint
+.PHONY: up down test images lint bench
 
 ## Bring the whole service up: services, images, api and runner; prints where to point curl.
 up:
@@ -22,3 +22,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p rce-tests --test faults -- -D warnings
+
+## Benchmarks: latency sweeps and a burst against its own api and runner; report in docs/benchmarks.md (BENCH_QUICK=1: smoke run).
+bench:
+	@bash bench/run.sh $(BENCH_ARGS)
