@@ -9,6 +9,7 @@
 //! | `RCE_RUNNER_LANGUAGES` | all in the topology | comma-separated languages to serve |
 //! | `RCE_RUNNER_METRICS_ADDR` | `127.0.0.1:9090` | `/metrics` and `/healthz` |
 //! | `RCE_SHUTDOWN_GRACE_SECS` | `30` | how long in-flight jobs may finish after SIGTERM |
+//! | `RCE_WORKER_THREADS` | `1` | async worker threads (see `rce_service::runtime`); scale out with instances |
 
 use anyhow::Context;
 use std::net::SocketAddr;

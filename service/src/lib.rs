@@ -5,5 +5,6 @@ pub mod env;
 pub mod metrics;
 pub mod pubsub;
 pub mod redis_conn;
+pub mod runtime;
 pub mod shutdown;
 pub mod telemetry;
