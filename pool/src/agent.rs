@@ -4,7 +4,7 @@
 //! with a `done` line. No engine or runc work happens per job, so a job costs about what its
 //! program costs (docs/architecture.md, "Agent mode").
 
-use crate::conversation::{converse, Ending, Frames, JobChannels, LineSplitter};
+use crate::conversation::{converse, Ending, Frames, Handoff, JobChannels, LineSplitter};
 use crate::error::PoolError;
 use bollard::container::LogOutput;
 use bollard::query_parameters::AttachContainerOptionsBuilder;
@@ -14,6 +14,7 @@ use rce_protocol::shim::{Baseline, ShimJob, ShimMessage, ShimRecord};
 use std::fmt;
 use std::pin::Pin;
 use tokio::io::AsyncWrite;
+use tokio::sync::oneshot;
 
 /// The runner's end of one container's attached stdin and stdout.
 pub struct AgentLink {
@@ -77,21 +78,26 @@ impl AgentLink {
     }
 
     /// Hands `job` (already encoded as `payload`, one line) to the agent and follows it to its
-    /// `done` line.
+    /// `done` line; the outcome also goes to `early`.
     pub async fn run_job(
         &mut self,
         job: &ShimJob,
         payload: Vec<u8>,
         channels: JobChannels,
+        early: Option<oneshot::Sender<ShimRecord>>,
     ) -> Result<ShimRecord, PoolError> {
+        let handoff = Handoff {
+            job_id: &job.job_id,
+            line: payload,
+            ending: Ending::Done,
+            early,
+        };
         converse(
             &mut self.input,
             &mut self.output,
             &mut self.lines,
-            payload,
-            &job.job_id,
+            handoff,
             channels,
-            Ending::Done,
         )
         .await
     }

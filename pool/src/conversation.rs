@@ -7,7 +7,7 @@ use bollard::container::LogOutput;
 use futures_util::{Stream, StreamExt};
 use rce_protocol::shim::{OutputStream, ShimControl, ShimMessage, ShimRecord};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// The longest line the runner accepts from the shim: the record of a job at the largest output
 /// cap, base64-encoded, with room to spare. Anything beyond is a broken shim.
@@ -56,17 +56,33 @@ pub enum Ending {
 pub type Frames =
     std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 
-/// Writes `payload` (the job line), relays control lines and forwards live events until the
-/// conversation ends as `ending` says; returns the record of job `job_id`.
+/// One job handed to a shim: what to send, and how the conversation ends.
+pub struct Handoff<'a> {
+    pub job_id: &'a str,
+    /// The job as one JSON line, newline included.
+    pub line: Vec<u8>,
+    pub ending: Ending,
+    /// Gets the shim's outcome the moment it arrives, so the job's result need not wait for
+    /// the cleanup after it.
+    pub early: Option<oneshot::Sender<ShimRecord>>,
+}
+
+/// Writes the job line, relays control lines and forwards live events until the conversation
+/// ends as the handoff says; returns the record of the job (its steps from the shim's outcome
+/// line, `clean` from its final record).
 pub async fn converse<W: AsyncWrite + Unpin + ?Sized>(
     input: &mut W,
     output: &mut Frames,
     lines: &mut LineSplitter,
-    payload: Vec<u8>,
-    job_id: &str,
+    handoff: Handoff<'_>,
     channels: JobChannels,
-    ending: Ending,
 ) -> Result<ShimRecord, PoolError> {
+    let Handoff {
+        job_id,
+        line: payload,
+        ending,
+        mut early,
+    } = handoff;
     input
         .write_all(&payload)
         .await
@@ -77,6 +93,9 @@ pub async fn converse<W: AsyncWrite + Unpin + ?Sized>(
         .map_err(|e| PoolError::Stream(format!("writing the job: {e}")))?;
     drop(payload);
     let JobChannels { mut control, live } = channels;
+    // Dropped at the outcome: nothing live follows it, and the live writer may finish.
+    let mut live = Some(live);
+    let mut outcome: Option<ShimRecord> = None;
     let mut stderr = Vec::new();
     let mut record = None;
     let mut control_open = true;
@@ -90,11 +109,24 @@ pub async fn converse<W: AsyncWrite + Unpin + ?Sized>(
                         for line in lines.push(&message)? {
                             match serde_json::from_slice::<ShimMessage>(&line) {
                                 Ok(ShimMessage::Record(r)) => record = Some(r),
+                                Ok(ShimMessage::Outcome(o)) => {
+                                    live = None;
+                                    check_job_id(&o, job_id)?;
+                                    if let Some(early) = early.take() {
+                                        // A caller that stopped listening only wants the end.
+                                        let _ = early.send(o.clone());
+                                    }
+                                    outcome = Some(o);
+                                }
                                 Ok(ShimMessage::Done { failure }) if ending == Ending::Done => {
                                     done = Some(failure);
                                     break;
                                 }
-                                Ok(message) => forward(&live, message).await,
+                                Ok(message) => {
+                                    if let Some(live) = &live {
+                                        forward(live, message).await;
+                                    }
+                                }
                                 Err(e) => return Err(PoolError::Record(e.into())),
                             }
                         }
@@ -150,13 +182,26 @@ pub async fn converse<W: AsyncWrite + Unpin + ?Sized>(
             })?,
         },
     };
-    if record.job_id != job_id {
-        return Err(PoolError::Stream(format!(
-            "the shim answered for job {:?} instead of {job_id:?}",
-            record.job_id
-        )));
+    check_job_id(&record, job_id)?;
+    Ok(match outcome {
+        Some(outcome) => ShimRecord {
+            clean: record.clean,
+            error: record.error.or(outcome.error),
+            ..outcome
+        },
+        None => record,
+    })
+}
+
+/// A record for another job means the stream is out of step: never attribute it.
+fn check_job_id(record: &ShimRecord, job_id: &str) -> Result<(), PoolError> {
+    if record.job_id == job_id {
+        return Ok(());
     }
-    Ok(record)
+    Err(PoolError::Stream(format!(
+        "the shim answered for job {:?} instead of {job_id:?}",
+        record.job_id
+    )))
 }
 
 async fn forward(live: &mpsc::Sender<LiveEvent>, message: ShimMessage) {
@@ -167,7 +212,10 @@ async fn forward(live: &mpsc::Sender<LiveEvent>, message: ShimMessage) {
             data: data.0,
         },
         ShimMessage::Truncated { step } => LiveEvent::Truncated(step),
-        ShimMessage::Record(_) | ShimMessage::Baseline(_) | ShimMessage::Done { .. } => return,
+        ShimMessage::Record(_)
+        | ShimMessage::Outcome(_)
+        | ShimMessage::Baseline(_)
+        | ShimMessage::Done { .. } => return,
     };
     // A receiver that went away (nobody streams this job) is not the job's problem.
     let _ = live.send(event).await;

@@ -1,19 +1,21 @@
 //! Exec mode: one `docker exec` of the shim per job; the job line, then control lines, in on its
 //! stdin, live events and last the record out on its stdout.
 
-use crate::conversation::{converse, Ending, JobChannels, LineSplitter};
+use crate::conversation::{converse, Ending, Handoff, JobChannels, LineSplitter};
 use crate::error::PoolError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::Docker;
 use rce_protocol::shim::{ShimJob, ShimRecord, SHIM_PATH};
+use tokio::sync::oneshot;
 
-/// Runs `job` through a freshly exec'd shim in container `id`.
+/// Runs `job` through a freshly exec'd shim in container `id`; its outcome also goes to `early`.
 pub async fn run_job(
     docker: &Docker,
     id: &str,
     job: &ShimJob,
     payload: Vec<u8>,
     channels: JobChannels,
+    early: Option<oneshot::Sender<ShimRecord>>,
 ) -> Result<ShimRecord, PoolError> {
     let exec = docker
         .create_exec(
@@ -47,14 +49,11 @@ pub async fn run_job(
         return Err(PoolError::Stream("exec started detached".into()));
     };
     let mut lines = LineSplitter::default();
-    converse(
-        &mut input,
-        &mut output,
-        &mut lines,
-        payload,
-        &job.job_id,
-        channels,
-        Ending::StreamEnd,
-    )
-    .await
+    let handoff = Handoff {
+        job_id: &job.job_id,
+        line: payload,
+        ending: Ending::StreamEnd,
+        early,
+    };
+    converse(&mut input, &mut output, &mut lines, handoff, channels).await
 }

@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// How long creating one container may take before the pool reports the engine unavailable.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -141,16 +143,50 @@ impl LanguagePool {
         })
     }
 
-    /// Runs one job in a warm container and returns what the shim measured. The container is
-    /// returned to the pool only if the shim verified it clean.
+    /// Runs one job in a warm container and returns what the shim measured, as soon as the
+    /// shim reported the job's outcome: the cleanup after it, and the check that the container is
+    /// back at rest, go on in the background and decide only the container's fate (back to the
+    /// pool, or destroyed and replaced). The container is busy until then, so the next job never
+    /// sees it before it is clean. The returned record's `clean` is therefore not meaningful to
+    /// callers; the pool acts on it.
     pub async fn run(
         self: &Arc<Self>,
         job: &JobMessage,
         channels: JobChannels,
     ) -> Result<ShimRecord, PoolError> {
-        let mut container = self.checkout().await?;
-        let result = self.run_in(&mut container, job, channels).await;
-        let counter = match &result {
+        let container = self.checkout().await?;
+        let (early_tx, early_rx) = oneshot::channel();
+        let this = Arc::clone(self);
+        let job = job.clone();
+        let finish = tokio::spawn(
+            async move {
+                let mut container = container;
+                let result = this.run_in(&mut container, &job, channels, early_tx).await;
+                this.settle(container, &result);
+                result
+            }
+            .instrument(tracing::Span::current()),
+        );
+        match early_rx.await {
+            Ok(outcome) => Ok(outcome),
+            // No outcome (the job failed before its steps, or the shim or its container did):
+            // the end of the conversation says what happened.
+            Err(_) => finish.await.unwrap_or_else(|e| {
+                Err(PoolError::Stream(format!(
+                    "the job's container task failed: {e}"
+                )))
+            }),
+        }
+    }
+
+    /// Returns the container to the pool, or retires it when the shim could not prove it clean,
+    /// the job failed in it, or it has run its share of jobs.
+    fn settle(
+        self: &Arc<Self>,
+        mut container: Object<ContainerManager>,
+        result: &Result<ShimRecord, PoolError>,
+    ) {
+        let counter = match result {
             Ok(record) if record.clean => &self.retired.recycled,
             Ok(_) => {
                 tracing::warn!(container = %container.name, "shim could not verify cleanup");
@@ -167,7 +203,6 @@ impl LanguagePool {
             counter.fetch_add(1, Ordering::Relaxed);
             self.retire(container);
         }
-        result
     }
 
     async fn run_in(
@@ -175,6 +210,7 @@ impl LanguagePool {
         c: &mut WarmContainer,
         job: &JobMessage,
         channels: JobChannels,
+        early: oneshot::Sender<ShimRecord>,
     ) -> Result<ShimRecord, PoolError> {
         let memory_mb = container_memory_mb(&self.language, &job.limits);
         if memory_mb != c.memory_mb {
@@ -200,8 +236,10 @@ impl LanguagePool {
         payload.push(b'\n');
         let run = async {
             match &mut c.agent {
-                Some(agent) => agent.run_job(&plan, payload, channels).await,
-                None => exec::run_job(&self.docker, &c.id, &plan, payload, channels).await,
+                Some(agent) => agent.run_job(&plan, payload, channels, Some(early)).await,
+                None => {
+                    exec::run_job(&self.docker, &c.id, &plan, payload, channels, Some(early)).await
+                }
             }
         };
         match tokio::time::timeout(deadline, run).await {

@@ -100,8 +100,16 @@ pub struct StepLimits {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ShimMessage {
-    /// The final record of the job. Always the last line.
+    /// The final record of the job. Always the last line of the job (before the agent's `done`).
+    /// When an [`ShimMessage::Outcome`] came first, its `steps` are empty: they were in the
+    /// outcome, and this record only adds `clean` (and any later `error`).
     Record(ShimRecord),
+    /// What the job did, sent as soon as its last step's processes are gone and before the
+    /// cleanup of the workspace and the check that the container is back at rest: the result
+    /// does not depend on those (they only decide whether the container runs another job), so
+    /// the runner publishes it without waiting for them. Its `clean` is always false (not known
+    /// yet); the record that follows carries it.
+    Outcome(ShimRecord),
     /// The container's resting state, measured before its first job: `rce-shim idle`'s first
     /// line (in the container log) or `rce-shim agent`'s (on the attached stream). Never part
     /// of a job's output.

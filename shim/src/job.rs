@@ -1,6 +1,6 @@
-//! One `rce-shim exec`: parse the job, build the workspace, run the steps in order (until one
-//! fails or the job is cancelled), end every process of the uid, remove what the job left, and
-//! produce the record. Every failure becomes part of the record (the runner must always get
+//! One job (`rce-shim exec`, or the agent's forked child): parse the job, build the workspace,
+//! run the steps in order (until one fails or the job is cancelled), report the outcome, end
+//! every process of the uid, remove what the job left, and produce the record. Every failure becomes part of the record (the runner must always get
 //! one); the steps print their live messages as they go.
 
 use crate::baseline;
@@ -129,6 +129,16 @@ pub fn run(
         }
     }
 
+    // Every step ended with its processes killed and reaped, so its figures are final: the
+    // runner can publish the result while the workspace is cleaned up and checked.
+    let error = (!errors.is_empty()).then(|| errors.join("; "));
+    out.outcome(ShimRecord {
+        job_id: job.job_id.clone(),
+        steps: outcomes,
+        clean: false,
+        error: error.clone(),
+    });
+
     all_killed &= reaper::kill_all_if_any(uid);
     let left = cleanup::cleanup(uid, &ws.path);
     for p in &left.problems {
@@ -137,9 +147,9 @@ pub fn run(
     let at_rest = back_at_rest(job.baseline.as_ref());
     ShimRecord {
         job_id: job.job_id,
-        steps: outcomes,
+        steps: Vec::new(),
         clean: all_killed && left.clean() && at_rest,
-        error: (!errors.is_empty()).then(|| errors.join("; ")),
+        error,
     }
 }
 

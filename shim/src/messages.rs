@@ -76,6 +76,11 @@ impl MessageWriter {
         });
     }
 
+    /// What the job did, before its cleanup (see `ShimMessage::Outcome`).
+    pub fn outcome(&mut self, outcome: ShimRecord) {
+        self.send(&ShimMessage::Outcome(outcome));
+    }
+
     /// The container's resting state: the agent's first line.
     pub fn baseline(&mut self, baseline: Baseline) {
         self.send(&ShimMessage::Baseline(baseline));
