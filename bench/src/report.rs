@@ -179,7 +179,8 @@ fn unwrapped_markdown(r: &BenchResults) -> String {
          the container-per-job paths; before each cell, {} unmeasured warm-up jobs (at least \
          one per concurrent worker; the naive paths: one per worker). Concurrency is the number of jobs in flight: each \
          worker sends its next job when the previous one ended. Latency is the client's: the whole \
-         HTTP request, or spawn to exit of the process.\n\
+         HTTP request, or spawn to exit of the process. The client runs on one thread, so it \
+         takes as little of the machine as it can.\n\
          - **Programs**: Python `print(1)`; C: a hello world, compiled and run in every job on the \
          project and naive paths (gcc -O2), compiled once on the host for the floor.",
         r.machine.summary(),
