@@ -3,6 +3,7 @@
 
 use crate::options::PathKind;
 use crate::results::{BenchResults, BurstResult, CellResult};
+use crate::stats::three_digits as ms;
 use crate::svg_plot::{Bar, Chart, Group, Panel, Series, PALETTE};
 use std::fmt::Write;
 
@@ -19,16 +20,6 @@ fn cell<'a>(
     r.cells
         .iter()
         .find(|x| x.path == path && x.language == language && x.concurrency == c)
-}
-
-fn ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 fn opt_ms(v: Option<f64>) -> String {

@@ -3,6 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A figure for the report and the plots: at most three significant digits (250, 45.7, 4.57).
+pub fn three_digits(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 /// The nearest-rank percentile (`p` in 0..=100) of values sorted ascending: the smallest value
 /// with at least `p`% of the samples at or below it, so p99 of 40 samples is the largest.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {

@@ -2,6 +2,7 @@
 //! orders of magnitude (a native C program in a millisecond, a container per job in hundreds),
 //! which a linear axis cannot show. No plotting crate: a few rectangles, lines and labels.
 
+use crate::stats::three_digits;
 use std::fmt::Write;
 
 /// One bar: its height and, optionally, a whisker above it (p90 over a p50 bar).
@@ -72,17 +73,6 @@ fn tick_label(v: f64) -> String {
     } else {
         let s = format!("{v:.3}");
         s.trim_end_matches('0').to_string()
-    }
-}
-
-/// A value label: three significant digits at most.
-fn value_label(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
     }
 }
 
@@ -232,10 +222,10 @@ pub fn render(chart: &Chart) -> String {
                     Some(w) => format!(
                         "{name}, {}: {} (whisker {})",
                         group.label,
-                        value_label(bar.value),
-                        value_label(w)
+                        three_digits(bar.value),
+                        three_digits(w)
                     ),
-                    None => format!("{name}, {}: {}", group.label, value_label(bar.value)),
+                    None => format!("{name}, {}: {}", group.label, three_digits(bar.value)),
                 };
                 let _ = writeln!(
                     svg,
@@ -265,7 +255,7 @@ pub fn render(chart: &Chart) -> String {
                 let _ = writeln!(
                     svg,
                     r##"<text x="{lx:.1}" y="{ly:.1}" font-size="9" transform="rotate(-90 {lx:.1} {ly:.1})">{}</text>"##,
-                    value_label(bar.value)
+                    three_digits(bar.value)
                 );
             }
             let _ = writeln!(
@@ -418,7 +408,7 @@ pub(crate) mod tests {
         assert_eq!(tick_label(0.1), "0.1");
         assert_eq!(tick_label(100.0), "100");
         assert_eq!(tick_label(10_000.0), "10k");
-        assert_eq!(value_label(4.567), "4.57");
-        assert_eq!(value_label(250.4), "250");
+        assert_eq!(three_digits(4.567), "4.57");
+        assert_eq!(three_digits(250.4), "250");
     }
 }
