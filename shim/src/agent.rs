@@ -46,6 +46,8 @@ struct Agent {
     pending: VecDeque<Piece>,
     running: Option<Running>,
     stdin_ended: bool,
+    /// Reused for every read of stdin.
+    chunk: Vec<u8>,
 }
 
 /// Serves jobs until the runner closes the stream (then exits 0).
@@ -79,6 +81,7 @@ impl Agent {
             pending: VecDeque::new(),
             running: None,
             stdin_ended: false,
+            chunk: vec![0u8; READ_CHUNK],
         })
     }
 
@@ -118,14 +121,13 @@ impl Agent {
     /// Reads what the runner wrote (up to one chunk per wake-up, so a finished child is noticed
     /// promptly) into complete lines.
     fn read_stdin(&mut self) {
-        let mut chunk = vec![0u8; READ_CHUNK];
         let mut pieces = Vec::new();
-        match self.stdin.read(&mut chunk) {
+        match self.stdin.read(&mut self.chunk) {
             Ok(0) => {
                 self.lines.finish(&mut pieces);
                 self.stdin_ended = true;
             }
-            Ok(n) => self.lines.push(&chunk[..n], &mut pieces),
+            Ok(n) => self.lines.push(&self.chunk[..n], &mut pieces),
             Err(e)
                 if matches!(
                     e.kind(),
