@@ -6,11 +6,12 @@
 
 use crate::conversation::{converse, Ending, Frames, Handoff, JobChannels, LineSplitter};
 use crate::error::PoolError;
+use crate::warm_container::baseline_line;
 use bollard::container::LogOutput;
 use bollard::query_parameters::AttachContainerOptionsBuilder;
 use bollard::Docker;
 use futures_util::StreamExt;
-use rce_protocol::shim::{Baseline, ShimJob, ShimMessage, ShimRecord};
+use rce_protocol::shim::{Baseline, ShimJob, ShimRecord};
 use std::fmt;
 use std::pin::Pin;
 use tokio::io::AsyncWrite;
@@ -56,13 +57,7 @@ impl AgentLink {
             match frame? {
                 LogOutput::StdOut { message } | LogOutput::Console { message } => {
                     if let Some(first) = self.lines.push(&message)?.into_iter().next() {
-                        return match serde_json::from_slice::<ShimMessage>(&first) {
-                            Ok(ShimMessage::Baseline(baseline)) => Ok(baseline),
-                            _ => Err(PoolError::Stream(format!(
-                                "the agent's first line is not its baseline: {:?}",
-                                String::from_utf8_lossy(&first[..first.len().min(200)])
-                            ))),
-                        };
+                        return baseline_line(&first, "the agent's first line");
                     }
                 }
                 LogOutput::StdErr { message } if stderr.len() < 4096 => {

@@ -78,17 +78,18 @@ impl ContainerManager {
                 }
             }
         };
-        let (baseline, agent) = match tokio::time::timeout(BASELINE_TIMEOUT, started).await {
-            Ok(Ok(started)) => started,
-            Ok(Err(e)) => {
+        let started = tokio::time::timeout(BASELINE_TIMEOUT, started)
+            .await
+            .unwrap_or_else(|_| {
+                Err(PoolError::Stream(
+                    "the container reported no baseline".into(),
+                ))
+            });
+        let (baseline, agent) = match started {
+            Ok(started) => started,
+            Err(e) => {
                 remove_container(&self.docker, &created.id).await;
                 return Err(e);
-            }
-            Err(_) => {
-                remove_container(&self.docker, &created.id).await;
-                return Err(PoolError::Stream(
-                    "the container reported no baseline".into(),
-                ));
             }
         };
         tracing::debug!(container = %name, language = %self.language.id, "warm container started");
@@ -106,6 +107,18 @@ impl ContainerManager {
             epoch,
             agent,
         })
+    }
+}
+
+/// The resting state in the first line the main process printed (`whose` names that line in
+/// the error), the same for the idle shim's log and the agent's stream.
+pub(crate) fn baseline_line(first: &[u8], whose: &str) -> Result<Baseline, PoolError> {
+    match serde_json::from_slice::<ShimMessage>(first) {
+        Ok(ShimMessage::Baseline(baseline)) => Ok(baseline),
+        _ => Err(PoolError::Stream(format!(
+            "{whose} is not its baseline: {:?}",
+            String::from_utf8_lossy(&first[..first.len().min(200)])
+        ))),
     }
 }
 
@@ -130,13 +143,7 @@ async fn read_baseline(docker: &Docker, id: &str) -> Result<Baseline, PoolError>
             }
         }
         let first = line.split(|b| *b == b'\n').next().unwrap_or_default();
-        match serde_json::from_slice::<ShimMessage>(first) {
-            Ok(ShimMessage::Baseline(baseline)) => Ok(baseline),
-            _ => Err(PoolError::Stream(format!(
-                "the container's first log line is not its baseline: {:?}",
-                String::from_utf8_lossy(&first[..first.len().min(200)])
-            ))),
-        }
+        baseline_line(first, "the container's first log line")
     };
     read.await
 }
