@@ -7,6 +7,7 @@ pub mod completions;
 pub mod config;
 pub mod error;
 pub mod event_feed;
+pub mod job_id;
 pub mod job_store;
 pub mod job_view;
 pub mod metrics;

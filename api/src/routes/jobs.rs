@@ -2,10 +2,11 @@
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::job_id::JobId;
 use crate::job_store::CancelOutcome;
 use crate::submission;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -55,7 +56,7 @@ pub async fn submit(
             )
         })?;
     let request = submission::parse(&bytes)?;
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = JobId::generate().into_string();
     // Registered before the job is published, so its end cannot be announced unseen.
     let done = wait.then(|| state.completions.register(&id));
     let (job, language) = match admit_and_publish(&state, request, id.clone()).await {
@@ -199,13 +200,10 @@ async fn forget_unadmitted(state: &AppState, job: &JobMessage, error: &BrokerErr
 /// `DELETE /v1/jobs/{id}`: a queued job is cancelled on the spot (200); a running one is asked
 /// to stop and ends `cancelled` within a second (202); cancelling it again is a harmless 200;
 /// a job that already ended otherwise is a 409 that changes nothing.
-pub async fn cancel_job(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn cancel_job(State(state): State<AppState>, id: JobId) -> Result<Response, ApiError> {
     let outcome = state
         .store
-        .cancel(&id)
+        .cancel(id.as_str())
         .await
         .map_err(|_| ApiError::store_unavailable())?;
     match outcome {
@@ -232,13 +230,10 @@ pub async fn cancel_job(
     }
 }
 
-pub async fn get_job(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn get_job(State(state): State<AppState>, id: JobId) -> Result<Response, ApiError> {
     let view = state
         .store
-        .get(&id)
+        .get(id.as_str())
         .await
         .map_err(|_| ApiError::store_unavailable())?;
     match view {

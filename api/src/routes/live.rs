@@ -6,11 +6,12 @@ use super::jobs::admit_and_publish;
 use super::AppState;
 use crate::error::ApiError;
 use crate::event_feed::{self, StoredEvent};
+use crate::job_id::JobId;
 use crate::job_store::StdinChunk;
 use crate::job_view::JobView;
 use crate::submission;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -41,10 +42,10 @@ fn start_from(headers: &HeaderMap) -> Result<String, ApiError> {
 }
 
 /// The job, or the 404 (or 503) a live endpoint answers before it starts streaming.
-async fn existing_job(state: &AppState, id: &str) -> Result<JobView, ApiError> {
+async fn existing_job(state: &AppState, id: &JobId) -> Result<JobView, ApiError> {
     state
         .store
-        .get(id)
+        .get(id.as_str())
         .await
         .map_err(|_| ApiError::store_unavailable())?
         .ok_or_else(|| ApiError::not_found("job"))
@@ -67,12 +68,17 @@ fn sse_event(e: StoredEvent) -> Event {
 /// `GET /v1/jobs/{id}/events`.
 pub async fn events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: JobId,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let from = start_from(&headers)?;
     existing_job(&state, &id).await?;
-    let feed = event_feed::follow(state.redis.clone(), id, from, state.closing.clone());
+    let feed = event_feed::follow(
+        state.redis.clone(),
+        id.into_string(),
+        from,
+        state.closing.clone(),
+    );
     state.metrics.live_clients.with_label_values(&["sse"]).inc();
     let gauge = state.metrics.live_clients.with_label_values(&["sse"]);
     let guard = DecOnDrop(gauge);
@@ -138,7 +144,7 @@ struct SubmitMessage {
 /// `GET /v1/jobs/{id}/ws`.
 pub async fn attach(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: JobId,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -146,11 +152,12 @@ pub async fn attach(
     existing_job(&state, &id).await?;
     let interactive = state
         .store
-        .is_interactive(&id)
+        .is_interactive(id.as_str())
         .await
         .map_err(|_| ApiError::store_unavailable())?;
+    let job = Some((id.into_string(), interactive));
     Ok(ws
-        .on_upgrade(move |socket| session(state, socket, Some((id, interactive)), from))
+        .on_upgrade(move |socket| session(state, socket, job, from))
         .into_response())
 }
 
@@ -263,7 +270,7 @@ async fn first_submit(
         e
     })?;
     let interactive = request.interactive;
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = JobId::generate().into_string();
     admit_and_publish(state, request, id.clone()).await?;
     tracing::info!(job_id = %id, interactive, "job admitted over a websocket");
     Ok((id, interactive))
