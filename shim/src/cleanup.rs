@@ -4,18 +4,23 @@
 //! the job). The removal runs in a helper that has become the job's uid, so a hostile tree
 //! (symlinks, 000 directories, deep nesting) can at worst make it fail, never make it touch
 //! anything the job could not; it never follows symlinks and holds one directory open at a time.
-//! Root only removes the then-empty workspace directory from /work. Afterwards everything is
-//! checked again from the outside.
+//! Its cost is linear in what the job made (each directory is read once), and it is bounded by
+//! [`CLEANUP_BUDGET_MS`], a part of the runner's margin: a job that made more than the budget can
+//! remove leaves the container unclean (retired by the pool), never overdue (destroyed by the
+//! runner's deadline). Root only removes the then-empty workspace directory from /work.
+//! Afterwards everything is checked again from the outside.
 
 use crate::proc_scan;
 use crate::sys::{self, IpcKind};
+use rce_protocol::shim::SHIM_MARGIN_MS;
 use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// World-writable places a job can leave files in besides its workspace.
 pub const SHARED_DIRS: [&str; 4] = ["/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue"];
@@ -78,60 +83,131 @@ fn is_not_found(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound
 }
 
-/// Empties the directory `root` (not removing it). Iterative, one descriptor at a time: it
-/// descends into the first non-empty subdirectory, and climbs back through `..` when a
-/// directory is empty, so neither depth nor width can exhaust descriptors or stack.
-pub fn clear_contents(root: OwnedFd) -> io::Result<()> {
-    let mut trail: Vec<CString> = Vec::new();
-    let mut cur = root;
-    loop {
-        let mut descend = None;
-        for name in sys::read_names(cur.as_fd())? {
-            let meta = match sys::lstat_at(cur.as_fd(), &name) {
-                Ok(m) => m,
-                Err(e) if is_not_found(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            if meta.is_dir {
-                // A job may have made it unreadable or unwritable (it owns it).
-                let _ = sys::chmod_at(cur.as_fd(), &name, 0o700);
-                match sys::unlink_at(cur.as_fd(), &name, true) {
-                    Ok(()) => {}
-                    Err(e) if is_not_found(&e) => {}
-                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
-                        descend = Some(name);
-                        break;
-                    }
-                    Err(e) => return Err(e),
-                }
-            } else {
-                match sys::unlink_at(cur.as_fd(), &name, false) {
-                    Ok(()) => {}
-                    Err(e) if is_not_found(&e) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+/// How long removing what a job left (workspace, shared directories, IPC objects) may take,
+/// counted from the start of the cleanup. It is a part of [`SHIM_MARGIN_MS`], the time the
+/// runner grants beyond the steps' wall limits, which must also pay for setting the job up,
+/// killing its last processes and the checks after the cleanup; a budget of at most half the
+/// margin leaves the rest for those. The removal is linear in what the job made (8,100
+/// non-empty directories in about 0.13 s on a tmpfs, see `tests::cleanup_benchmark`), so only
+/// a job that made far more than the tmpfs inode caps allow could need it all. When it runs
+/// out, the cleanup stops where it is and the record says not clean, so the pool destroys and
+/// replaces the container; the runner's deadline is never what ends it.
+pub const CLEANUP_BUDGET_MS: u64 = 2_000;
+
+const _: () = assert!(2 * CLEANUP_BUDGET_MS <= SHIM_MARGIN_MS);
+
+/// The moment the cleanup gives up. Checked before every entry, so no directory, however wide
+/// or deep, can keep the cleanup past it by more than one system call.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    pub fn after(budget: Duration) -> Self {
+        Self(Instant::now() + budget)
+    }
+
+    fn check(self) -> io::Result<()> {
+        if Instant::now() < self.0 {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the cleanup budget of {CLEANUP_BUDGET_MS} ms ran out"),
+            ))
         }
-        if let Some(name) = descend {
-            let sub = sys::open_dir_at(cur.as_fd(), &name)?;
-            trail.push(name);
-            cur = sub;
+    }
+}
+
+/// One directory being emptied by [`clear_contents`].
+struct Level {
+    /// Its name in its parent, to remove it once empty; `None` for the root, which stays.
+    name: Option<CString>,
+    /// Its entries not yet removed, read once when the walk entered it.
+    pending: Vec<CString>,
+}
+
+/// What [`remove_entry`] did with one name.
+#[derive(PartialEq, Eq)]
+enum Removal {
+    /// Removed, or already gone.
+    Done,
+    /// A directory that still has entries: the walk must enter it.
+    NotEmpty,
+}
+
+/// Removes the file, symlink or empty directory `name` in `dir`, never following a link.
+fn remove_entry(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Removal> {
+    let meta = match sys::lstat_at(dir, name) {
+        Ok(m) => m,
+        Err(e) if is_not_found(&e) => return Ok(Removal::Done),
+        Err(e) => return Err(e),
+    };
+    // An empty directory goes whatever its own mode (000 included): removing it needs only
+    // write access to `dir`, which the walk gave itself before entering `dir`.
+    match sys::unlink_at(dir, name, meta.is_dir) {
+        Ok(()) => Ok(Removal::Done),
+        Err(e) if is_not_found(&e) => Ok(Removal::Done),
+        Err(e)
+            if meta.is_dir && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) =>
+        {
+            Ok(Removal::NotEmpty)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Empties the directory `root` (not removing it) before `deadline`, in time linear in what it
+/// holds: every directory is read once, when the walk enters it, and its remaining names wait on
+/// an explicit stack (one [`Level`] per depth) while the walk is below it, so neither width nor
+/// depth costs a rereading. Only one directory is open at a time (plus a moment's duplicate
+/// while reading it): the walk descends with `openat` of a name it just saw as a directory
+/// (`O_NOFOLLOW`, so never through a symlink) and climbs back through `..`, so a chain deeper
+/// than PATH_MAX costs neither descriptors nor path lengths, and the stack holds names only.
+/// It never climbs above `root`. The job's processes are all dead, so nothing moves meanwhile.
+pub fn clear_contents(root: OwnedFd, deadline: Deadline) -> io::Result<()> {
+    let mut cur = root;
+    let mut levels = vec![Level {
+        name: None,
+        pending: sys::read_names(cur.as_fd())?,
+    }];
+    while let Some(level) = levels.last_mut() {
+        deadline.check()?;
+        if let Some(name) = level.pending.pop() {
+            if remove_entry(cur.as_fd(), &name)? == Removal::NotEmpty {
+                // The job owns it and may have made it unreadable or unwritable.
+                let _ = sys::chmod_at(cur.as_fd(), &name, 0o700);
+                let sub = sys::open_dir_at(cur.as_fd(), &name)?;
+                let pending = sys::read_names(sub.as_fd())?;
+                cur = sub;
+                levels.push(Level {
+                    name: Some(name),
+                    pending,
+                });
+            }
             continue;
         }
-        let Some(name) = trail.pop() else {
+        // `cur` is empty now.
+        let Some(name) = levels.pop().and_then(|done| done.name) else {
             return Ok(());
         };
         cur = sys::open_dir_at(cur.as_fd(), c"..")?;
-        sys::unlink_at(cur.as_fd(), &name, true)?;
+        match sys::unlink_at(cur.as_fd(), &name, true) {
+            Err(e) if !is_not_found(&e) => return Err(e),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 fn cpath(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)
 }
 
-/// Removes the entries of `uid` directly under `dir` (recursively). Runs as `uid`.
-fn sweep_shared_dir(dir: &str, uid: u32) -> io::Result<()> {
+/// Removes the entries of `uid` directly under `dir` (recursively) before `deadline`: `dir` is
+/// read once, and each entry of the uid is emptied by [`clear_contents`]. Runs as `uid`. An
+/// entry that cannot be removed is reported and the others are still tried; a budget that ran
+/// out ends the sweep at once.
+fn sweep_shared_dir(dir: &str, uid: u32, deadline: Deadline) -> io::Result<()> {
     let cdir = CString::new(dir).map_err(io::Error::other)?;
     let fd = match sys::open_dir(&cdir) {
         Ok(fd) => fd,
@@ -140,19 +216,30 @@ fn sweep_shared_dir(dir: &str, uid: u32) -> io::Result<()> {
     };
     let mut first_error = None;
     for name in sys::read_names(fd.as_fd())? {
-        let result = remove_owned_entry(&fd, &name, uid);
+        let result = deadline
+            .check()
+            .and_then(|()| remove_owned_entry(fd.as_fd(), &name, uid, deadline));
         if let Err(e) = result {
+            let timed_out = e.kind() == io::ErrorKind::TimedOut;
             first_error.get_or_insert(io::Error::new(
                 e.kind(),
                 format!("{dir}/{}: {e}", name.to_string_lossy()),
             ));
+            if timed_out {
+                break;
+            }
         }
     }
     first_error.map_or(Ok(()), Err)
 }
 
-fn remove_owned_entry(parent: &OwnedFd, name: &CStr, uid: u32) -> io::Result<()> {
-    let meta = match sys::lstat_at(parent.as_fd(), name) {
+fn remove_owned_entry(
+    parent: BorrowedFd<'_>,
+    name: &CStr,
+    uid: u32,
+    deadline: Deadline,
+) -> io::Result<()> {
+    let meta = match sys::lstat_at(parent, name) {
         Ok(m) => m,
         Err(e) if is_not_found(&e) => return Ok(()),
         Err(e) => return Err(e),
@@ -161,17 +248,17 @@ fn remove_owned_entry(parent: &OwnedFd, name: &CStr, uid: u32) -> io::Result<()>
         return Ok(());
     }
     if meta.is_dir {
-        let _ = sys::chmod_at(parent.as_fd(), name, 0o700);
-        clear_contents(sys::open_dir_at(parent.as_fd(), name)?)?;
+        let _ = sys::chmod_at(parent, name, 0o700);
+        clear_contents(sys::open_dir_at(parent, name)?, deadline)?;
     }
-    match sys::unlink_at(parent.as_fd(), name, meta.is_dir) {
+    match sys::unlink_at(parent, name, meta.is_dir) {
         Err(e) if !is_not_found(&e) => Err(e),
         _ => Ok(()),
     }
 }
 
 /// The part that runs as the job's uid. Returns the number of problems (0 = all removed).
-fn remove_as_uid(uid: u32, workspace: &Path) -> i32 {
+fn remove_as_uid(uid: u32, workspace: &Path, deadline: Deadline) -> i32 {
     let mut problems = 0;
     let mut report = |what: &str, e: io::Error| {
         eprintln!("rce-shim: cleanup: {what}: {e}");
@@ -184,15 +271,23 @@ fn remove_as_uid(uid: u32, workspace: &Path) -> i32 {
             let _ = fs::set_permissions(workspace, fs::Permissions::from_mode(0o700));
             if let Err(e) = cpath(workspace)
                 .and_then(|p| sys::open_dir(&p))
-                .and_then(clear_contents)
+                .and_then(|fd| clear_contents(fd, deadline))
             {
                 report("workspace", e);
             }
         }
     }
     for dir in SHARED_DIRS {
-        if let Err(e) = sweep_shared_dir(dir, uid) {
+        if let Err(e) = deadline
+            .check()
+            .and_then(|()| sweep_shared_dir(dir, uid, deadline))
+        {
+            let timed_out = e.kind() == io::ErrorKind::TimedOut;
             report(dir, e);
+            if timed_out {
+                // What is left is found by the check from the outside; the container goes.
+                return problems.min(100);
+            }
         }
     }
     for (kind, id) in ipc_objects_of(uid) {
@@ -220,7 +315,8 @@ impl Leftovers {
 /// Removes what the job left and reports what could not be removed. Call after every process
 /// of the uid was killed.
 pub fn cleanup(uid: u32, workspace: &Path) -> Leftovers {
-    match sys::run_as_uid(uid, || remove_as_uid(uid, workspace)) {
+    let deadline = Deadline::after(Duration::from_millis(CLEANUP_BUDGET_MS));
+    match sys::run_as_uid(uid, || remove_as_uid(uid, workspace, deadline)) {
         Ok(0) => {}
         Ok(n) => eprintln!("rce-shim: cleanup helper reported {n} problem(s)"),
         Err(e) => eprintln!("rce-shim: cleanup helper: {e}"),
@@ -311,6 +407,27 @@ mod tests {
         assert!(parse_sysvipc("key id perms\n1 2 3\n").is_empty());
     }
 
+    fn unlimited() -> Deadline {
+        Deadline::after(Duration::from_secs(3600))
+    }
+
+    #[test]
+    fn the_cleanup_budget_leaves_most_of_the_runners_margin() {
+        // The same rule as the `const` assertion beside the budget, which stops any build.
+        let (budget, margin) = (
+            Duration::from_millis(CLEANUP_BUDGET_MS),
+            Duration::from_millis(SHIM_MARGIN_MS),
+        );
+        assert!(!budget.is_zero());
+        assert!(
+            margin - budget >= budget,
+            "the margin must keep as much for setup, the last kills and the checks ({:?}) as \
+             the cleanup may take ({budget:?})",
+            margin - budget
+        );
+        assert!(Deadline::after(budget).check().is_ok());
+    }
+
     #[test]
     fn clear_contents_removes_a_hostile_tree() {
         let base = std::env::temp_dir().join(format!("rce-shim-test-{}", std::process::id()));
@@ -330,9 +447,274 @@ mod tests {
         fs::create_dir_all(&deep).unwrap();
         fs::set_permissions(base.join("ws/a/b"), fs::Permissions::from_mode(0o000)).unwrap();
         let fd = sys::open_dir(&cpath(&base.join("ws")).unwrap()).unwrap();
-        clear_contents(fd).unwrap();
+        clear_contents(fd, unlimited()).unwrap();
         assert_eq!(fs::read_dir(base.join("ws")).unwrap().count(), 0);
         assert!(base.join("outside/keep").exists());
         fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// A fresh directory for one test, on a tmpfs when the host has one at /dev/shm (the
+    /// containers' /work and /tmp are tmpfs), owned by [`test_uid`].
+    fn scratch(test: &str) -> std::path::PathBuf {
+        let parent = if Path::new("/dev/shm").is_dir() {
+            Path::new("/dev/shm").to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = parent.join(format!("rce-shim-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(test_uid()), Some(test_uid())).unwrap();
+        dir
+    }
+
+    fn running_as_root() -> bool {
+        fs::metadata("/proc/self").unwrap().uid() == 0
+    }
+
+    /// The uid the removal runs as in these tests: `nobody` when they run as root, so that a
+    /// 000 directory or another owner's entry is really closed to it (as to a job's uid in a
+    /// container), else the tests' own.
+    fn test_uid() -> u32 {
+        if running_as_root() {
+            65534
+        } else {
+            fs::metadata("/proc/self").unwrap().uid()
+        }
+    }
+
+    /// Runs `f` as [`test_uid`] (in a forked helper when root, exactly as the cleanup runs) and
+    /// asserts it returned 0; a failed assertion in it comes back as 101.
+    fn as_test_uid(f: impl FnOnce() -> i32) {
+        let code = if running_as_root() {
+            sys::run_as_uid(test_uid(), f).unwrap()
+        } else {
+            f()
+        };
+        assert_eq!(
+            code, 0,
+            "the unprivileged part failed (its panic is printed above)"
+        );
+    }
+
+    /// `width` directories, each holding `width` empty ones.
+    fn square_tree(root: &Path, width: usize) {
+        for i in 0..width {
+            for j in 0..width {
+                fs::create_dir_all(root.join(format!("d{i}/e{j}"))).unwrap();
+            }
+        }
+    }
+
+    /// `n` directories side by side, each empty or holding one file.
+    fn flat(root: &Path, n: usize, with_file: bool) {
+        for i in 0..n {
+            let d = root.join(format!("d{i}"));
+            fs::create_dir(&d).unwrap();
+            if with_file {
+                fs::write(d.join("f"), b"x").unwrap();
+            }
+        }
+    }
+
+    /// A directory holding a file and a symlink to `outside`, made mode 000.
+    fn closed_dir(at: &Path, outside: &Path) {
+        fs::create_dir(at).unwrap();
+        fs::write(at.join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink(outside, at.join("link")).unwrap();
+        fs::set_permissions(at, fs::Permissions::from_mode(0o000)).unwrap();
+    }
+
+    /// A chain of `depth` nested directories `root/chain/d/d/...`, deeper than PATH_MAX allows
+    /// to name: built bottom-up from chains of 1,000 moved into one another. With `outside`,
+    /// every 1,000 levels also hold a [`closed_dir`] beside the next level.
+    fn deep_chain(root: &Path, depth: usize, outside: Option<&Path>) {
+        const CHUNK: usize = 1000;
+        let chunk_path = |top: &Path, n: usize| (0..n).fold(top.to_path_buf(), |p, _| p.join("d"));
+        let mut made = 0;
+        let mut below: Option<std::path::PathBuf> = None;
+        let mut k = 0;
+        while made < depth {
+            let n = CHUNK.min(depth - made);
+            let top = root.join(format!("t{k}"));
+            fs::create_dir(&top).unwrap();
+            let bottom = chunk_path(&top, n - 1);
+            fs::create_dir_all(&bottom).unwrap();
+            if let Some(outside) = outside {
+                closed_dir(&bottom.join("closed"), outside);
+            }
+            if let Some(prev) = below.take() {
+                fs::rename(&prev, bottom.join("d")).unwrap();
+            }
+            below = Some(top);
+            made += n;
+            k += 1;
+        }
+        fs::rename(below.unwrap(), root.join("chain")).unwrap();
+    }
+
+    fn clear(dir: &Path, deadline: Deadline) -> io::Result<()> {
+        clear_contents(sys::open_dir(&cpath(dir).unwrap()).unwrap(), deadline)
+    }
+
+    fn time_clear(dir: &Path) -> Duration {
+        let started = Instant::now();
+        clear(dir, unlimited()).unwrap();
+        let took = started.elapsed();
+        assert_eq!(fs::read_dir(dir).unwrap().count(), 0, "{}", dir.display());
+        took
+    }
+
+    #[test]
+    fn wide_deep_and_closed_trees_are_removed_without_privileges() {
+        let base = scratch("shapes");
+        let (ws, outside) = (base.join("ws"), base.join("outside"));
+        as_test_uid(|| {
+            fs::create_dir(&ws).unwrap();
+            fs::create_dir(&outside).unwrap();
+            fs::write(outside.join("keep"), b"x").unwrap();
+            // Wide: 40 x 40, every middle directory closed (000) with entries inside.
+            for i in 0..40 {
+                let mid = ws.join(format!("w{i}"));
+                fs::create_dir(&mid).unwrap();
+                for j in 0..40 {
+                    fs::create_dir(mid.join(format!("e{j}"))).unwrap();
+                }
+                closed_dir(&mid.join("closed"), &outside);
+                fs::set_permissions(&mid, fs::Permissions::from_mode(0o000)).unwrap();
+            }
+            // One flat level of non-empty directories, and empty 000 ones.
+            flat(&new_dir(ws.join("flat")), 2000, true);
+            for i in 0..100 {
+                let d = ws.join(format!("empty-closed{i}"));
+                fs::create_dir(&d).unwrap();
+                fs::set_permissions(&d, fs::Permissions::from_mode(0o000)).unwrap();
+            }
+            // Deep: 5,000 levels with a closed directory every 1,000.
+            deep_chain(&ws, 5000, Some(&outside));
+            std::os::unix::fs::symlink(&outside, ws.join("link")).unwrap();
+            clear(&ws, unlimited()).unwrap();
+            assert_eq!(fs::read_dir(&ws).unwrap().count(), 0);
+            assert!(outside.join("keep").exists(), "a symlink was followed");
+            0
+        });
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// Makes the directory `path` and returns it.
+    fn new_dir(path: std::path::PathBuf) -> std::path::PathBuf {
+        fs::create_dir(&path).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_spent_budget_stops_the_walk_and_says_so() {
+        let base = scratch("budget");
+        flat(&base, 100, true);
+        let e = clear(&base, Deadline::after(Duration::ZERO)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(e.to_string().contains("budget"), "{e}");
+        assert!(fs::read_dir(&base).unwrap().count() > 0);
+        let shared = base.to_str().unwrap();
+        let e = sweep_shared_dir(shared, test_uid(), Deadline::after(Duration::ZERO)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// The case that took seconds when each non-empty child made the walk reread its parent:
+    /// one level of 8,100 non-empty directories. Linear, it is tens of milliseconds (even in a
+    /// debug build); the bound leaves room for a slow machine and still fails a quadratic walk.
+    #[test]
+    fn eight_thousand_non_empty_siblings_take_a_fraction_of_the_budget() {
+        let base = scratch("siblings");
+        flat(&base, 8100, true);
+        let took = time_clear(&base);
+        assert!(
+            took < Duration::from_millis(CLEANUP_BUDGET_MS / 4),
+            "clearing 8,100 non-empty directories took {took:?}"
+        );
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_shared_dirs_sweep_removes_the_uids_entries_only() {
+        let shared = scratch("shared");
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        let foreign = shared.join("not-the-jobs");
+        if running_as_root() {
+            // Root's: the sweep, running as the job's uid, must leave it.
+            fs::create_dir(&foreign).unwrap();
+            fs::write(foreign.join("f"), b"x").unwrap();
+        }
+        let dir = shared.to_str().unwrap();
+        as_test_uid(|| {
+            flat(&new_dir(shared.join("many")), 3000, true);
+            deep_chain(&new_dir(shared.join("deep")), 2500, None);
+            fs::write(shared.join("file"), b"x").unwrap();
+            std::os::unix::fs::symlink("/", shared.join("link")).unwrap();
+            closed_dir(&shared.join("closed"), Path::new("/"));
+            sweep_shared_dir(dir, test_uid(), unlimited()).unwrap();
+            0
+        });
+        let left: Vec<_> = fs::read_dir(&shared)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        if running_as_root() {
+            assert_eq!(left, std::slice::from_ref(&foreign));
+            assert!(foreign.join("f").exists());
+        } else {
+            assert!(left.is_empty(), "{left:?}");
+        }
+        fs::remove_dir_all(&shared).unwrap();
+    }
+
+    /// The figures in the report: `cargo test --release -p rce-shim -- --ignored --nocapture
+    /// cleanup_benchmark` (on the host, against directories this test makes itself).
+    #[test]
+    #[ignore = "a micro-benchmark; run it by name"]
+    fn cleanup_benchmark() {
+        type Build = Box<dyn Fn(&Path)>;
+        let shapes: [(&str, Build); 6] = [
+            (
+                "90 x 90 tree (8,190 dirs)",
+                Box::new(|p| square_tree(p, 90)),
+            ),
+            (
+                "90 x 90 tree, a file in each leaf",
+                Box::new(|p| {
+                    square_tree(p, 90);
+                    for i in 0..90 {
+                        for j in 0..90 {
+                            fs::write(p.join(format!("d{i}/e{j}/f")), b"x").unwrap();
+                        }
+                    }
+                }),
+            ),
+            ("flat 8,100 empty dirs", Box::new(|p| flat(p, 8100, false))),
+            (
+                "flat 8,100 dirs, a file in each",
+                Box::new(|p| flat(p, 8100, true)),
+            ),
+            ("chain 5,000 deep", Box::new(|p| deep_chain(p, 5000, None))),
+            (
+                "3 chains 5,000 deep",
+                Box::new(|p| {
+                    for i in 0..3 {
+                        deep_chain(&new_dir(p.join(format!("c{i}"))), 5000, None);
+                    }
+                }),
+            ),
+        ];
+        for (name, build) in shapes {
+            let dir = scratch("bench");
+            let started = Instant::now();
+            build(&dir);
+            let made = started.elapsed();
+            let took = time_clear(&dir);
+            println!("{name:36} made in {made:>9.1?}, cleared in {took:>9.1?}");
+            fs::remove_dir_all(&dir).unwrap();
+        }
     }
 }
