@@ -13,8 +13,17 @@ use std::collections::BTreeMap;
 
 /// Where the shim binary lives in every image.
 pub const SHIM_PATH: &str = "/usr/local/bin/rce-shim";
+/// How long the runner waits for the shim beyond the steps' own wall limits (setup, killing
+/// what is left, cleanup, the checks) before it gives up on the container and destroys it. The
+/// shim keeps its cleanup within a budget that is a part of this (`rce-shim`'s `cleanup.rs`).
+pub const SHIM_MARGIN_MS: u64 = 5_000;
 /// The parent of every job workspace: root-owned, mode 0711, on its own tmpfs.
 pub const WORKSPACE_ROOT: &str = "/work";
+/// Where every container finds the cgroup subtree delegated to it, writable by its root only:
+/// the host directory that is the parent of the container's own cgroup, bind-mounted per
+/// controller hierarchy (`memory` and `cpuacct` on cgroup v1, `unified` on v2). The shim meters
+/// and fences each step in a cgroup of its own below the container's (design.md, "Metering").
+pub const CGROUP_MOUNT: &str = "/run/rce/cgroup";
 
 /// Everything the shim needs to run one job, self-contained: the shim reads no other input.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -45,6 +54,10 @@ pub struct Baseline {
     pub processes: u32,
     /// Usage of every writable filesystem.
     pub mounts: Vec<MountUsage>,
+    /// Unix sockets in the container's network namespace (`/proc/net/unix`): a socket kept
+    /// alive past its job (an SCM_RIGHTS cycle, say) shows here until the kernel collects it.
+    #[serde(default)]
+    pub unix_sockets: u32,
 }
 
 /// Used space and inodes of one writable filesystem.
@@ -79,9 +92,9 @@ pub struct ShimStep {
     pub limits: StepLimits,
 }
 
-/// Limits the shim itself enforces for one step. Memory is enforced by the container's cgroup,
-/// which the pool sizes to the job; `memory_kb` here lets the shim also stop a step whose
-/// processes together exceed it when the cgroup is wider (compile and run share a container).
+/// Limits of one step. The shim gives every step a cgroup of its own: `memory_kb` is that
+/// cgroup's hard limit (memory + swap) and `cpu_time_ms` is checked against its CPU accounting,
+/// so both count every process and every page the kernel charges to the step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepLimits {
     pub wall_time_ms: u64,
@@ -208,9 +221,11 @@ pub struct StepOutcome {
     /// Signal number that ended the main process, if any.
     pub signal: Option<i32>,
     pub wall_ms: u64,
-    /// User + system CPU of every process of the step.
+    /// User + system CPU of every process of the step, from the step cgroup's accounting
+    /// (children that were never waited for included).
     pub cpu_ms: u64,
-    /// Peak resident memory (the largest of the shim's samples and the kernel's ru_maxrss).
+    /// Peak of the step cgroup's memory usage: everything the kernel charged to the step
+    /// (docs/security.md, "Metering" says exactly what that includes).
     pub memory_kb: u64,
     pub stdout: Base64Bytes,
     pub stderr: Base64Bytes,

@@ -85,6 +85,11 @@ pub struct Sandbox {
     pub open_files: u64,
     pub file_size_mb: u64,
     pub capabilities: Vec<String>,
+    /// Added to `capabilities` where the engine's host can grant them (the runner checks its
+    /// own bounding set, on the same host); without them the sandbox still holds, with one
+    /// defense fewer (docs/security.md, "Metering").
+    #[serde(default)]
+    pub optional_capabilities: Vec<String>,
     pub runtime: String,
     /// How the runner hands a job to a warm container, unless a language says otherwise.
     #[serde(default)]

@@ -20,6 +20,21 @@ pub fn process_count() -> u32 {
     })
 }
 
+/// Unix sockets in a `/proc/net/unix` listing (a header line, then one socket per line).
+pub fn count_unix_sockets(listing: &str) -> u32 {
+    listing
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count() as u32
+}
+
+/// Unix sockets in the container's network namespace; `u32::MAX` when unreadable, so that a
+/// listing that cannot be read never passes for one back at rest.
+fn unix_sockets() -> u32 {
+    fs::read_to_string("/proc/net/unix").map_or(u32::MAX, |t| count_unix_sockets(&t))
+}
+
 /// Measures the container now. `processes` counts the caller too.
 pub fn measure() -> Baseline {
     let mounts = WRITABLE_MOUNTS
@@ -37,6 +52,7 @@ pub fn measure() -> Baseline {
     Baseline {
         processes: process_count(),
         mounts,
+        unix_sockets: unix_sockets(),
     }
 }
 
@@ -49,6 +65,12 @@ pub fn differences(rest: &Baseline, now: &Baseline) -> Vec<String> {
         problems.push(format!(
             "{processes} process(es) in the container, {} at rest",
             rest.processes
+        ));
+    }
+    if now.unix_sockets > rest.unix_sockets {
+        problems.push(format!(
+            "{} unix socket(s) in the container, {} at rest",
+            now.unix_sockets, rest.unix_sockets
         ));
     }
     for before in &rest.mounts {
@@ -92,6 +114,7 @@ mod tests {
                     used_inodes: 1,
                 },
             ],
+            unix_sockets: 0,
         }
     }
 
@@ -112,6 +135,21 @@ mod tests {
         assert_eq!(d.len(), 2, "{d:?}");
         assert!(d[0].contains("/work: 256 blocks"));
         assert!(d[1].contains("/work: 3 inodes"));
+    }
+
+    #[test]
+    fn sockets_that_outlived_their_job_are_found() {
+        let mut now = state(3, (0, 1));
+        now.unix_sockets = 2;
+        assert_eq!(
+            differences(&state(2, (0, 1)), &now),
+            vec!["2 unix socket(s) in the container, 0 at rest"]
+        );
+        let listing = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000000000000: 00000002 00000000 00000000 0001 03 31337 @hidden\n\
+            0000000000000000: 00000002 00000000 00000000 0001 03 31338\n";
+        assert_eq!(count_unix_sockets(listing), 2);
+        assert_eq!(count_unix_sockets("Num RefCount Protocol\n"), 0);
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub fn child_spec(workspace: &str, uid: u32, step: &ShimStep) -> Result<ChildSpe
         uid,
         limits: clamp(rlimits(&step.limits), crate::sys::hard_limit),
         umask: UMASK,
+        cgroup_procs: Vec::new(),
     })
 }
 

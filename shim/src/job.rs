@@ -1,9 +1,12 @@
 //! One job (`rce-shim exec`, or the agent's forked child): parse the job, build the workspace,
-//! run the steps in order (until one fails or the job is cancelled), report the outcome, end
-//! every process of the uid, remove what the job left, and produce the record. Every failure becomes part of the record (the runner must always get
-//! one); the steps print their live messages as they go.
+//! run the steps in order, each in a cgroup of its own (until one fails or the job is
+//! cancelled), report the outcome, end every process of the uid, remove what the job left, check
+//! that nothing of it is still charged to its cgroups, and produce the record. Every failure
+//! becomes part of the record (the runner must always get one); the steps print their live
+//! messages as they go.
 
 use crate::baseline;
+use crate::cgroup::{self, ContainerCgroup, StepCgroup};
 use crate::cleanup;
 use crate::control::Control;
 use crate::messages::MessageWriter;
@@ -60,8 +63,8 @@ fn failed(job_id: String, error: String, clean: bool) -> ShimRecord {
 /// Runs the job in `input` and returns its record. `channel` is the control channel (None when
 /// it already ended) and `rest` what it held after the job line.
 ///
-/// Takes the input by value to free it right after parsing: the kernel counts the shim's
-/// resident memory at fork into each step's `ru_maxrss`, so the shim stays small while steps run.
+/// Takes the input by value to free it right after parsing: the shim stays small while it forks
+/// the steps and runs beside them.
 pub fn run(
     input: Vec<u8>,
     channel: Option<OwnedFd>,
@@ -80,6 +83,12 @@ pub fn run(
         return failed(job.job_id, e, true);
     }
     let uid = job.uid;
+    let container = match ContainerCgroup::find().and_then(|c| c.delegate().map(|()| c)) {
+        Ok(c) => c,
+        // Without its own cgroup a step could be neither metered nor fenced: run nothing.
+        Err(e) => return failed(job.job_id, format!("cgroup: {e}"), true),
+    };
+    container.remove_stale_steps();
     if let Err(e) = sys::set_child_subreaper() {
         eprintln!("rce-shim: PR_SET_CHILD_SUBREAPER: {e}");
     }
@@ -109,17 +118,25 @@ pub fn run(
     // The contents are on disk now; keep the forks below small.
     job.files = Vec::new();
 
-    let ticks = sys::clock_ticks_per_sec();
     let mut outcomes = Vec::with_capacity(job.steps.len());
     let mut errors = Vec::new();
     let mut all_killed = true;
-    for s in &job.steps {
+    let mut cgroups: Vec<StepCgroup> = Vec::with_capacity(job.steps.len());
+    for (index, s) in job.steps.iter().enumerate() {
         // A cancellation that came in during setup or the previous step's teardown.
         control.check_now();
         if control.cancelled() {
             break;
         }
-        let report = step::run(&ws, uid, s, ticks, &mut control, out);
+        let mut cg = match container.create_step(index, &s.limits) {
+            Ok(cg) => cg,
+            Err(e) => {
+                errors.push(e);
+                break;
+            }
+        };
+        let report = step::run(&ws, uid, s, &mut cg, &mut control, out);
+        cgroups.push(cg);
         all_killed &= report.all_killed;
         let go_on = step::succeeded(&report.outcome) && report.internal_error.is_none();
         errors.extend(report.internal_error);
@@ -144,13 +161,40 @@ pub fn run(
     for p in &left.problems {
         eprintln!("rce-shim: not clean: {p}");
     }
+    let released = memory_released(cgroups);
     let at_rest = back_at_rest(job.baseline.as_ref());
     ShimRecord {
         job_id: job.job_id,
         steps: Vec::new(),
-        clean: all_killed && left.clean() && at_rest,
+        clean: all_killed && left.clean() && released && at_rest,
         error,
     }
+}
+
+/// Whether the kernel uncharged everything the job's steps held apart from page cache, then
+/// removes their cgroups. Memory still charged after the job's processes are dead and its files
+/// removed is held by something that outlived it (a memfd or socket in flight in an SCM_RIGHTS
+/// cycle, say): the container must not run another job.
+fn memory_released(cgroups: Vec<StepCgroup>) -> bool {
+    let mut released = true;
+    for (index, cg) in cgroups.into_iter().enumerate() {
+        match cg.leftover_bytes() {
+            Some(b) if b <= cgroup::LEFTOVER_SLACK_BYTES => {}
+            Some(b) => {
+                eprintln!("rce-shim: not at rest: step {index} still holds {b} bytes of memory");
+                released = false;
+            }
+            None => {
+                eprintln!("rce-shim: not at rest: step {index}'s memory cannot be read");
+                released = false;
+            }
+        }
+        if let Err(e) = cg.remove() {
+            eprintln!("rce-shim: removing step {index}'s cgroup: {e}");
+            released = false;
+        }
+    }
+    released
 }
 
 /// Whether the container is back to its resting state (true when there is none to compare with:

@@ -13,13 +13,13 @@
 
 mod agent;
 mod baseline;
+mod cgroup;
 mod cleanup;
 mod command;
 mod control;
 mod idle;
 mod job;
 mod messages;
-mod oom;
 mod output;
 mod proc_scan;
 mod reaper;

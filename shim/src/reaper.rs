@@ -3,8 +3,7 @@
 //! Killing goes through a tiny helper forked and dropped to the uid that calls `kill(-1,
 //! SIGKILL)`: the kernel then signals every process of that uid in one sweep (no fork bomb can
 //! outrun it, setsid/double-forked processes included) without the shim needing CAP_KILL. The
-//! shim is a child subreaper, so orphaned job processes are re-parented to it and reaped here,
-//! which also hands their CPU time back for accounting.
+//! shim is a child subreaper, so orphaned job processes are re-parented to it and reaped here.
 
 use crate::proc_scan;
 use crate::sys::{self, ExitStatus, Pid};
@@ -18,7 +17,6 @@ const KILL_PATIENCE: Duration = Duration::from_millis(1000);
 pub struct MainExit {
     pub status: ExitStatus,
     pub cpu_ms: u64,
-    pub maxrss_kb: u64,
     pub at: Instant,
 }
 
@@ -27,9 +25,6 @@ pub struct MainExit {
 pub struct Reaper {
     main: Option<Pid>,
     pub main_exit: Option<MainExit>,
-    /// CPU of every child reaped so far (the main process included): their time is no longer
-    /// visible in /proc.
-    pub reaped_cpu_ms: u64,
 }
 
 impl Reaper {
@@ -43,12 +38,10 @@ impl Reaper {
     /// Reaps every child that has exited.
     pub fn reap(&mut self) {
         while let Ok(Some(r)) = sys::wait_any_nohang() {
-            self.reaped_cpu_ms += r.cpu_ms;
             if Some(r.pid) == self.main {
                 self.main_exit = Some(MainExit {
                     status: r.status,
                     cpu_ms: r.cpu_ms,
-                    maxrss_kb: r.maxrss_kb,
                     at: Instant::now(),
                 });
             }

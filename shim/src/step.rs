@@ -1,19 +1,18 @@
-//! Running one step: start its main process as the job's uid, feed its stdin, capture its
-//! output under the cap while streaming it live, and watch wall time, CPU and memory every
-//! ~10 ms until the main process exits, a limit stops it or the job is cancelled; then end every
-//! process of the uid and measure what happened.
+//! Running one step: start its main process as the job's uid in the step's own cgroup, feed its
+//! stdin, capture its output under the cap while streaming it live, and watch wall time, CPU
+//! and OOM kills every [`TICK`] until the main process exits, a limit stops it or the job is
+//! cancelled; then end every process of the uid and read what the cgroup measured.
 //!
 //! The loop sleeps in one `poll` over everything that can need it: the SIGCHLD signalfd (the
 //! main process's exit), the control channel (a cancellation is acted on when it arrives, not at
 //! the next tick), the program's stdin (only while there is something to write) and its output
 //! pipes; the tick bounds the sleep so the limits and the live output's latency are kept.
 
+use crate::cgroup::StepCgroup;
 use crate::command;
 use crate::control::{Control, InputBuffer};
 use crate::messages::MessageWriter;
-use crate::oom;
 use crate::output::{Capture, FLUSH_BYTES};
-use crate::proc_scan;
 use crate::reaper::{self, MainExit, Reaper};
 use crate::sys::{self, ChildStage, ChildStdio, ExitStatus, SpawnError};
 use crate::workspace::Workspace;
@@ -24,8 +23,10 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-/// How often the shim reaps, checks the deadline, samples /proc and sends pending output.
-const TICK: Duration = Duration::from_millis(10);
+/// How often the shim reaps, checks the deadline, reads the step cgroup's CPU time and OOM
+/// count (so a CPU limit is noticed at most this long after it was crossed) and sends pending
+/// output.
+pub const TICK: Duration = Duration::from_millis(10);
 /// How long to keep reading leftover output once every process of the step is gone.
 const DRAIN: Duration = Duration::from_millis(200);
 /// How long after its kill the main process may take to disappear before the shim gives up.
@@ -123,17 +124,17 @@ fn start_failed(
     }
 }
 
-/// Runs `step` in `ws` as `uid`, announcing it and streaming its output on `out`.
+/// Runs `step` in `ws` as `uid` inside `cgroup`, announcing it and streaming its output on `out`.
 pub fn run(
     ws: &Workspace,
     uid: u32,
     step: &ShimStep,
-    ticks_per_sec: u64,
+    cgroup: &mut StepCgroup,
     control: &mut Control,
     out: &mut MessageWriter,
 ) -> StepReport {
     out.step(&step.name);
-    let spec = match command::child_spec(ws.path_str(), uid, step) {
+    let mut spec = match command::child_spec(ws.path_str(), uid, step) {
         Ok(spec) => spec,
         Err(msg) => {
             let text = format!("rce-shim: {msg}\n");
@@ -155,7 +156,7 @@ pub fn run(
             return start_failed(step, format!("rce-shim: {msg}\n"), Some(msg), out);
         }
     };
-    let oom_before = oom::oom_kills();
+    spec.cgroup_procs = cgroup.procs_fds();
     let started = Instant::now();
     let stdio = ChildStdio {
         stdin: stdin_r,
@@ -182,19 +183,14 @@ pub fn run(
         }
     };
     let feed = StdinFeed::new(stdin_w, &step.stdin.0, control.feeds(step));
-    let spawned = Spawned {
-        pid,
-        started,
-        oom_before,
-    };
-    Watch::new(step, uid, ticks_per_sec, spawned, feed, control, out).run(stdout_r, stderr_r)
+    let spawned = Spawned { pid, started };
+    Watch::new(step, uid, cgroup, spawned, feed, control, out).run(stdout_r, stderr_r)
 }
 
 /// The step's main process, just started.
 struct Spawned {
     pid: sys::Pid,
     started: Instant,
-    oom_before: u64,
 }
 
 /// The program's stdin: the step's own input first, then, for the run step of an interactive
@@ -293,8 +289,7 @@ struct Watch<'a> {
     uid: u32,
     started: Instant,
     deadline: Instant,
-    ticks_per_sec: u64,
-    oom_before: u64,
+    cgroup: &'a mut StepCgroup,
     reaper: Reaper,
     feed: StdinFeed<'a>,
     control: &'a mut Control,
@@ -304,8 +299,9 @@ struct Watch<'a> {
     buf: Vec<u8>,
     killed_for: Option<Termination>,
     killed_at: Option<Instant>,
-    peak_cpu_ms: u64,
-    peak_rss_kb: u64,
+    /// The cgroup's CPU time and OOM kills at the last sample.
+    cpu_ms: u64,
+    oom_kills: u64,
     all_killed: bool,
 }
 
@@ -319,7 +315,7 @@ impl<'a> Watch<'a> {
     fn new(
         step: &'a ShimStep,
         uid: u32,
-        ticks_per_sec: u64,
+        cgroup: &'a mut StepCgroup,
         spawned: Spawned,
         feed: StdinFeed<'a>,
         control: &'a mut Control,
@@ -332,8 +328,7 @@ impl<'a> Watch<'a> {
             uid,
             started: spawned.started,
             deadline: spawned.started + Duration::from_millis(limits.wall_time_ms),
-            ticks_per_sec,
-            oom_before: spawned.oom_before,
+            cgroup,
             reaper: Reaper::new(Some(spawned.pid)),
             feed,
             control,
@@ -343,8 +338,8 @@ impl<'a> Watch<'a> {
             buf: vec![0u8; READ_CHUNK],
             killed_for: None,
             killed_at: None,
-            peak_cpu_ms: 0,
-            peak_rss_kb: 0,
+            cpu_ms: 0,
+            oom_kills: 0,
             all_killed: true,
         }
     }
@@ -358,20 +353,20 @@ impl<'a> Watch<'a> {
         self.all_killed = reaper::kill_all(self.uid, &mut self.reaper);
     }
 
-    /// Samples CPU and memory of every process of the uid; stops the step over a limit.
+    /// Reads the step cgroup's CPU time and OOM kills; stops the step over its CPU limit or
+    /// at its first OOM kill (the kernel already enforces the memory limit itself: an OOM kill
+    /// means the step reached it, whichever of its processes the kernel picked).
     fn sample(&mut self) {
-        let procs = proc_scan::scan_uid(self.uid);
-        let (live_cpu, rss) = proc_scan::totals(&procs, self.ticks_per_sec);
-        let cpu = live_cpu + self.reaper.reaped_cpu_ms;
-        self.peak_cpu_ms = self.peak_cpu_ms.max(cpu);
-        self.peak_rss_kb = self.peak_rss_kb.max(rss);
+        let now = self.cgroup.sample();
+        self.cpu_ms = self.cpu_ms.max(now.cpu_ms);
+        self.oom_kills = self.oom_kills.max(now.oom_kills);
         if self.killed_for.is_some() {
             return;
         }
-        if cpu > self.limits.cpu_time_ms {
-            self.kill(Termination::CpuTimeout);
-        } else if rss > self.limits.memory_kb {
+        if self.oom_kills > 0 {
             self.kill(Termination::MemoryLimit);
+        } else if self.cpu_ms > self.limits.cpu_time_ms {
+            self.kill(Termination::CpuTimeout);
         }
     }
 
@@ -475,18 +470,20 @@ impl<'a> Watch<'a> {
         }
         self.feed.pipe = None;
 
-        // The main process is gone: account for what is left, then end it.
-        self.sample_quietly();
+        // The main process is gone: end what is left, then read the final figures (every
+        // process of the step is dead, so the cgroup's CPU time is complete).
         let killed = reaper::kill_all(self.uid, &mut self.reaper);
         self.all_killed &= killed;
-        self.peak_cpu_ms = self.peak_cpu_ms.max(self.reaper.reaped_cpu_ms);
         if self.drain(&mut outs) && self.killed_for.is_none() {
             self.killed_for = Some(Termination::OutputLimit);
         }
         // Everything the step printed goes out before anything that follows it.
         self.publish(true);
-        let oom_rose = oom::oom_kills() > self.oom_before;
-        self.finish(oom_rose, internal_error)
+        let last = self.cgroup.sample();
+        self.cpu_ms = self.cpu_ms.max(last.cpu_ms);
+        self.oom_kills = self.oom_kills.max(last.oom_kills);
+        let oom = self.oom_kills > 0;
+        self.finish(oom, internal_error)
     }
 
     /// Sends pending live output (all of it, or only once enough is pending), then, once the
@@ -501,14 +498,6 @@ impl<'a> Watch<'a> {
             self.truncation_sent = true;
             self.out.truncated(&self.step.name);
         }
-    }
-
-    /// A last sample without kill decisions (the main process has already exited).
-    fn sample_quietly(&mut self) {
-        let procs = proc_scan::scan_uid(self.uid);
-        let (live_cpu, rss) = proc_scan::totals(&procs, self.ticks_per_sec);
-        self.peak_cpu_ms = self.peak_cpu_ms.max(live_cpu + self.reaper.reaped_cpu_ms);
-        self.peak_rss_kb = self.peak_rss_kb.max(rss);
     }
 
     /// Reads what is left in the pipes, up to EOF, the cap, or [`DRAIN`]. True if over the cap.
@@ -566,11 +555,13 @@ impl<'a> Watch<'a> {
 
     fn finish(self, oom_rose: bool, internal_error: Option<String>) -> StepReport {
         let exit: Option<MainExit> = self.reaper.main_exit;
-        let (status, main_cpu, main_rss, ended) = match exit {
-            Some(e) => (Some(e.status), e.cpu_ms, e.maxrss_kb, e.at),
-            None => (None, 0, 0, Instant::now()),
+        let (status, main_cpu, ended) = match exit {
+            Some(e) => (Some(e.status), e.cpu_ms, e.at),
+            None => (None, 0, Instant::now()),
         };
-        let cpu_ms = main_cpu.max(self.peak_cpu_ms);
+        // The main process's own rusage is part of the cgroup's figure; it only matters if
+        // the cgroup could not be read.
+        let cpu_ms = main_cpu.max(self.cpu_ms);
         let termination = match status {
             Some(s) => classify(
                 self.killed_for,
@@ -594,7 +585,7 @@ impl<'a> Watch<'a> {
                 signal,
                 wall_ms: ended.saturating_duration_since(self.started).as_millis() as u64,
                 cpu_ms,
-                memory_kb: main_rss.max(self.peak_rss_kb),
+                memory_kb: self.cgroup.peak_bytes() / 1024,
                 stdout: Base64Bytes(self.capture.stdout),
                 stderr: Base64Bytes(self.capture.stderr),
                 truncated: self.capture.truncated,

@@ -111,17 +111,6 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Clock ticks per second, the unit of utime/stime in /proc/<pid>/stat.
-pub fn clock_ticks_per_sec() -> u64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 {
-        hz as u64
-    } else {
-        100
-    }
-}
-
 /// Waits for readiness on `fds` for at most `timeout_ms`; EINTR counts as "nothing ready".
 pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
     // SAFETY: `fds` is a valid, exclusively borrowed slice of pollfd structs of the given length.
@@ -177,8 +166,6 @@ pub struct Reaped {
     pub status: ExitStatus,
     /// User + system CPU in milliseconds.
     pub cpu_ms: u64,
-    /// ru_maxrss in KiB.
-    pub maxrss_kb: u64,
 }
 
 fn timeval_ms(tv: libc::timeval) -> u64 {
@@ -214,7 +201,6 @@ fn wait4(pid: Pid, flags: libc::c_int) -> io::Result<Option<Reaped>> {
             pid: ret,
             status: exit,
             cpu_ms: timeval_ms(usage.ru_utime) + timeval_ms(usage.ru_stime),
-            maxrss_kb: usage.ru_maxrss.max(0) as u64,
         }));
     }
 }
@@ -384,6 +370,9 @@ pub struct ChildSpec {
     /// (resource, soft, hard)
     pub limits: Vec<(Resource, u64, u64)>,
     pub umask: u32,
+    /// `cgroup.procs` of the step's cgroup (one per hierarchy): the child moves itself there
+    /// first, so the program and everything it starts is metered and fenced from its start.
+    pub cgroup_procs: Vec<RawFd>,
 }
 
 /// Where the exec child stopped when it could not exec.
@@ -395,6 +384,7 @@ pub enum ChildStage {
     Workdir,
     Limits,
     Exec,
+    Cgroup,
 }
 
 impl ChildStage {
@@ -406,6 +396,7 @@ impl ChildStage {
             ChildStage::Workdir => 4,
             ChildStage::Limits => 5,
             ChildStage::Exec => 6,
+            ChildStage::Cgroup => 7,
         }
     }
     fn from_code(code: u32) -> Option<Self> {
@@ -416,6 +407,7 @@ impl ChildStage {
             4 => ChildStage::Workdir,
             5 => ChildStage::Limits,
             6 => ChildStage::Exec,
+            7 => ChildStage::Cgroup,
             _ => return None,
         })
     }
@@ -450,6 +442,7 @@ struct RawPlan {
     parent: Pid,
     stdio: [RawFd; 3],
     status: RawFd,
+    cgroup_procs: Vec<RawFd>,
 }
 
 fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
@@ -495,6 +488,7 @@ pub fn spawn(spec: &ChildSpec, stdio: ChildStdio) -> Result<Pid, SpawnError> {
             stdio.stderr.as_raw_fd(),
         ],
         status: status_w.as_raw_fd(),
+        cgroup_procs: spec.cgroup_procs.clone(),
     };
     // SAFETY: the shim is single-threaded; the child only runs `exec_child`, which uses raw
     // async-signal-safe calls on data prepared above and ends in execve or _exit.
@@ -565,6 +559,14 @@ unsafe fn exec_child(plan: &RawPlan) -> ! {
         }
     }
 
+    // Into the step's cgroup before anything else ("0" is the writer itself): nothing the
+    // program does from here on escapes its meter. The descriptors are CLOEXEC and closed below.
+    for &fd in &plan.cgroup_procs {
+        if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+            child_fail(plan, ChildStage::Cgroup, errno());
+        }
+    }
+
     if libc::setsid() < 0 {
         child_fail(plan, ChildStage::Session, errno());
     }
@@ -603,7 +605,11 @@ unsafe fn exec_child(plan: &RawPlan) -> ! {
         }
     }
 
-    // Make the job, not the shim, the OOM killer's first choice. Best effort.
+    // Make the job, not the shim, the OOM killer's first choice. Where the container has
+    // CAP_SYS_RESOURCE (topology.yaml `optional_capabilities`), the kernel also makes 1000 the
+    // floor (oom_score_adj_min) for the job and everything it starts: it cannot lower its score
+    // again. The step's own cgroup is the first defense (its OOM killer only sees the step's
+    // processes); this one covers an OOM of the whole container.
     let adj = libc::open(plan.oom_adj, libc::O_WRONLY | libc::O_CLOEXEC);
     if adj >= 0 {
         libc::write(adj, OOM_ADJ_VALUE.as_ptr().cast(), OOM_ADJ_VALUE.len());
