@@ -99,6 +99,27 @@ else
     echo "docker: started"
 fi
 
+# The runner meters each job in cgroups below a directory it makes for each container, which needs
+# the engine's `cgroupfs` cgroup driver (docs/operations.md). Docker picks `systemd` on systemd
+# hosts with cgroup v2: switch it, but only where no daemon.json of the operator's exists.
+driver=$(as_root docker info --format '{{.CgroupDriver}}' 2>/dev/null || true)
+if [ "$driver" = systemd ]; then
+    if [ -e /etc/docker/daemon.json ]; then
+        die "docker uses the systemd cgroup driver; add \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"] to /etc/docker/daemon.json and restart docker"
+    fi
+    echo "docker: switching to the cgroupfs cgroup driver (/etc/docker/daemon.json)"
+    as_root mkdir -p /etc/docker
+    echo '{"exec-opts": ["native.cgroupdriver=cgroupfs"]}' | as_root tee /etc/docker/daemon.json >/dev/null
+    if have_systemd; then
+        as_root systemctl restart docker
+    else
+        as_root pkill -x dockerd || true
+        sleep 2
+        as_root sh -c "setsid nohup dockerd >>'$dockerd_log' 2>&1 </dev/null &"
+    fi
+    wait_for docker_ok || die "docker did not come back after the cgroup driver change"
+fi
+
 # --- Redis ------------------------------------------------------------------------------------
 redis_ok() { [ "$(redis-cli ping 2>/dev/null)" = PONG ]; }
 if redis_ok; then

@@ -18,7 +18,13 @@ cleanup() {
   for runner in it faults; do
     ids=$(docker ps -aq --filter label=rce.managed=true --filter label=rce.runner=$runner)
     [ -z "$ids" ] || docker rm -f $ids >/dev/null
+    # ...and the cgroup directories the runner made for them (empty once the engine removed
+    # the containers; rmdir refuses any that is not).
+    for dir in /sys/fs/cgroup/rce/$runner /sys/fs/cgroup/*/rce/$runner; do
+      [ -d "$dir" ] && find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
   done
+  return 0
 }
 trap cleanup EXIT
 cleanup

@@ -121,6 +121,8 @@ impl ServiceStack {
             &runner_log,
             &[
                 ("RCE_RUNNER_ID", RUNNER_ID),
+                // Its own uid blocks: a `make up` runner (index 0) may share the engine.
+                ("RCE_RUNNER_INDEX", "2"),
                 ("RCE_RUNNER_LANGUAGES", &languages),
                 ("RCE_RUNNER_METRICS_ADDR", &runner_addr),
                 ("RCE_SHUTDOWN_GRACE_SECS", SHUTDOWN_GRACE_SECS),

@@ -17,6 +17,8 @@ pub enum PoolError {
     Encode(#[from] serde_json::Error),
     #[error("exec stream: {0}")]
     Stream(String),
+    #[error("job metering: {0}")]
+    Metering(String),
 }
 
 impl PoolError {
@@ -28,7 +30,11 @@ impl PoolError {
     /// steps slow, and running a hostile job again only multiplies its cost.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Docker(_) | Self::Unavailable { .. } | Self::Stream(_) | Self::Record(_) => true,
+            Self::Docker(_)
+            | Self::Unavailable { .. }
+            | Self::Stream(_)
+            | Self::Record(_)
+            | Self::Metering(_) => true,
             Self::Timeout(_) | Self::Encode(_) => false,
         }
     }

@@ -1,22 +1,27 @@
 //! The pools the runner holds, one per language, and running a job in one of their containers.
+//!
+//! A pool has `pool` seats (deadpool objects), each holding one warm container. A container
+//! that is retired keeps its seat checked out until a replacement fills it, so every
+//! retirement is followed by a new warm container and the pool keeps its size; all pools of a
+//! runner lease their containers' uid blocks from one [`UidBlocks`].
 
-use crate::container_spec::container_memory_mb;
+use crate::cgroup_delegation::CgroupDelegation;
 use crate::conversation::JobChannels;
 use crate::error::PoolError;
 use crate::exec;
-use crate::job_plan::{deadline_ms, job_uid, shim_job};
+use crate::job_plan::{deadline_ms, job_uid, shim_job, UidBlocks, UidRange, UidRangeError};
 use crate::labels;
 use crate::warm_container::{remove_container, ContainerManager, WarmContainer};
-use bollard::models::ContainerUpdateBody;
-use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
 use bollard::Docker;
-use deadpool::managed::{Object, Pool};
+use deadpool::managed::{Manager, Object, Pool};
 use deadpool::Runtime;
 use rce_protocol::job::JobMessage;
-use rce_protocol::shim::ShimRecord;
+use rce_protocol::shim::{ShimJob, ShimRecord, StepOutcome, Termination};
 use rce_protocol::topology::{Language, Sandbox, Topology};
+use rce_service::backoff::Backoff;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -28,13 +33,17 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// What a pool looks like right now, for metrics and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolStatus {
-    /// Containers that exist (idle or busy).
+    /// Warm containers (idle or busy); below `max` only while retired containers are being
+    /// replaced (`replacing`).
     pub size: usize,
     /// Idle, warm containers.
     pub idle: usize,
     /// Jobs waiting for a container.
     pub waiting: usize,
+    /// The pool's configured size (`pool` in topology.yaml).
     pub max: usize,
+    /// Retired containers whose replacement is not warm yet.
+    pub replacing: usize,
     /// Containers destroyed since start, by why: the shim could not prove the container back at
     /// rest (`unclean`), the job failed in it (`failed`), or it had run its share (`recycled`).
     pub retired: Retirements,
@@ -63,18 +72,29 @@ pub struct LanguagePool {
     sandbox: Sandbox,
     retired: RetirementCounters,
     epoch: Arc<AtomicU64>,
+    cgroups: Arc<CgroupDelegation>,
+    /// Seats whose container was retired and whose replacement is not warm yet.
+    replacing: AtomicUsize,
 }
 
 impl LanguagePool {
-    pub fn new(docker: Docker, language: Language, sandbox: Sandbox, runner_id: &str) -> Arc<Self> {
+    pub fn new(
+        docker: Docker,
+        language: Language,
+        sandbox: Sandbox,
+        runner_id: &str,
+        cgroups: Arc<CgroupDelegation>,
+        uid_blocks: Arc<UidBlocks>,
+    ) -> Arc<Self> {
         let epoch = Arc::new(AtomicU64::new(0));
         let manager = ContainerManager {
+            cgroups: cgroups.clone(),
             epoch: epoch.clone(),
             docker: docker.clone(),
             language: language.clone(),
             sandbox: sandbox.clone(),
             runner_id: runner_id.to_string(),
-            next_slot: Arc::new(AtomicU32::new(0)),
+            next_slot: uid_blocks,
         };
         let pool = Pool::builder(manager)
             .max_size(language.pool)
@@ -89,17 +109,18 @@ impl LanguagePool {
             sandbox,
             retired: RetirementCounters::default(),
             epoch,
+            cgroups,
+            replacing: AtomicUsize::new(0),
         })
     }
 
     /// Forgets every container made before now: after the engine restarted they are gone (or
-    /// stopped husks). Idle ones leave the pool at once and their ids are returned for removal;
-    /// busy ones are refused when their job returns them (their job may still be running, if
-    /// the engine only seemed down).
-    pub fn forget_containers(&self) -> Vec<String> {
+    /// stopped husks). Idle ones leave the pool at once and are returned, to be dropped (giving
+    /// back their uid blocks) only once removed; busy ones are refused when their job returns
+    /// them (their job may still be running, if the engine only seemed down).
+    pub fn forget_containers(&self) -> Vec<WarmContainer> {
         let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        let gone = self.pool.retain(|c, _| c.epoch == epoch);
-        gone.removed.into_iter().map(|c| c.id).collect()
+        self.pool.retain(|c, _| c.epoch == epoch).removed
     }
     pub fn language(&self) -> &Language {
         &self.language
@@ -119,17 +140,22 @@ impl LanguagePool {
     }
 
     pub fn status(&self) -> PoolStatus {
+        // Retirements first (see `settle`): a retirement seen here is seen in `replacing` too.
+        let retired = Retirements {
+            unclean: self.retired.unclean.load(Ordering::Acquire),
+            failed: self.retired.failed.load(Ordering::Acquire),
+            recycled: self.retired.recycled.load(Ordering::Acquire),
+        };
         let s = self.pool.status();
+        // Seats being refilled are checked out, so never idle.
+        let replacing = self.replacing.load(Ordering::Relaxed).min(s.size);
         PoolStatus {
-            size: s.size,
-            idle: s.available,
+            size: s.size - replacing,
+            idle: s.available.min(s.size - replacing),
             waiting: s.waiting,
             max: s.max_size,
-            retired: Retirements {
-                unclean: self.retired.unclean.load(Ordering::Relaxed),
-                failed: self.retired.failed.load(Ordering::Relaxed),
-                recycled: self.retired.recycled.load(Ordering::Relaxed),
-            },
+            replacing,
+            retired,
         }
     }
 
@@ -200,8 +226,10 @@ impl LanguagePool {
             }
         };
         if !container.healthy || container.jobs_run >= self.sandbox.max_jobs_per_container {
-            counter.fetch_add(1, Ordering::Relaxed);
+            // Counted after its seat is marked as being refilled, so that a status showing the
+            // retirement shows the pool short of it (or refilled already).
             self.retire(container);
+            counter.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -212,22 +240,7 @@ impl LanguagePool {
         channels: JobChannels,
         early: oneshot::Sender<ShimRecord>,
     ) -> Result<ShimRecord, PoolError> {
-        let memory_mb = container_memory_mb(&self.language, &job.limits);
-        if memory_mb != c.memory_mb {
-            let bytes = (memory_mb as i64) << 20;
-            self.docker
-                .update_container(
-                    &c.id,
-                    ContainerUpdateBody {
-                        memory: Some(bytes),
-                        memory_swap: Some(bytes),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            c.memory_mb = memory_mb;
-        }
-        let uid = job_uid(&self.sandbox, c.slot, c.jobs_run);
+        let uid = job_uid(&self.sandbox, c.slot.index(), c.jobs_run);
         c.jobs_run += 1;
         let mut plan = shim_job(job, &self.language, &self.sandbox, uid);
         plan.baseline = Some(c.baseline.clone());
@@ -243,22 +256,117 @@ impl LanguagePool {
             }
         };
         match tokio::time::timeout(deadline, run).await {
+            Ok(Err(e)) if e.is_retryable() && self.oom_killed(&c.id).await => {
+                // The container's own cgroup ran out (each step's cgroup is smaller, so this
+                // takes memory the job kept outside its steps): the job did it. Its verdict, not
+                // a retry on another container.
+                tracing::warn!(container = %c.name, error = %e, "the container was OOM-killed under its job");
+                Ok(oom_killed_record(&plan))
+            }
             Ok(result) => result,
             Err(_) => Err(PoolError::Timeout(deadline.as_millis() as u64)),
         }
     }
 
-    /// Takes a container out of the pool for good, destroys it and warms a replacement, both in
-    /// the background so the job that found the fault is not delayed further.
-    fn retire(self: &Arc<Self>, container: Object<ContainerManager>) {
-        let container = Object::take(container);
+    /// Whether the engine says the container was killed for memory.
+    async fn oom_killed(&self, id: &str) -> bool {
+        let inspected = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await;
+        inspected
+            .ok()
+            .and_then(|c| c.state?.oom_killed)
+            .unwrap_or(false)
+    }
+
+    /// Retires a container and fills its seat with a new one, in the background so the job that
+    /// found the fault is not delayed further: the old container is removed while a replacement
+    /// is warmed. The seat stays checked out until the replacement is in it, so the pool can
+    /// neither grow past its size nor hand the seat to a job early, and dropping the seat puts
+    /// the new container in the pool. (Deadpool only creates a container when a job finds none
+    /// idle: a seat given up with `Object::take` would stay empty while the others idle.)
+    fn retire(self: &Arc<Self>, mut seat: Object<ContainerManager>) {
+        self.replacing.fetch_add(1, Ordering::Relaxed);
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            remove_container(&this.docker, &container.id).await;
-            if let Err(e) = this.checkout().await {
-                tracing::error!(language = %this.language.id, error = %e, "could not warm a replacement container");
-            }
+            let removal = {
+                let this = Arc::clone(&this);
+                let (id, name) = (seat.id.clone(), seat.name.clone());
+                tokio::spawn(async move { this.remove_for_good(&id, &name).await })
+            };
+            let replacement = this.warm_replacement().await;
+            let retired = std::mem::replace(&mut *seat, replacement);
+            this.replacing.fetch_sub(1, Ordering::Relaxed);
+            drop(seat);
+            // Its uid block is given back only once the container is gone.
+            removal.await.ok();
+            drop(retired);
         });
+    }
+
+    /// A new warm container, retried with backoff until the engine gives one. Not cut short by
+    /// a timeout: the container's start bounds its own wait for the baseline, and a start
+    /// cancelled halfway would leave a created container behind with its uid block given back.
+    async fn warm_replacement(&self) -> WarmContainer {
+        let mut backoff = Backoff::reconnect();
+        loop {
+            match self.pool.manager().create().await {
+                Ok(container) => return container,
+                Err(e) => tracing::error!(
+                    language = %self.language.id, error = %e,
+                    "could not warm a replacement container; retrying"
+                ),
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+
+    /// Removes a retired container, again and again until the engine says it is gone.
+    async fn remove_for_good(&self, id: &str, name: &str) {
+        let mut backoff = Backoff::reconnect();
+        loop {
+            remove_container(&self.docker, id).await;
+            match self
+                .docker
+                .inspect_container(id, None::<InspectContainerOptions>)
+                .await
+            {
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => break,
+                Ok(_) => tracing::warn!(container = %name, "retired container still exists"),
+                Err(e) => tracing::warn!(
+                    container = %name, error = %e,
+                    "cannot tell whether the retired container is gone"
+                ),
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+        self.cgroups.release(name);
+    }
+}
+
+/// The record of a job whose container the kernel OOM-killed: its last step ended at its memory
+/// limit, and the container is not clean (it is retired).
+fn oom_killed_record(plan: &ShimJob) -> ShimRecord {
+    let step = plan.steps.last();
+    ShimRecord {
+        job_id: plan.job_id.clone(),
+        steps: vec![StepOutcome {
+            name: step.map_or_else(|| "run".into(), |s| s.name.clone()),
+            termination: Termination::MemoryLimit,
+            exit_code: None,
+            signal: Some(9),
+            wall_ms: 0,
+            cpu_ms: 0,
+            memory_kb: step.map_or(0, |s| s.limits.memory_kb),
+            stdout: Default::default(),
+            stderr: Default::default(),
+            truncated: false,
+        }],
+        clean: false,
+        error: None,
     }
 }
 
@@ -268,28 +376,52 @@ pub struct Pools {
     by_language: BTreeMap<String, Arc<LanguagePool>>,
     docker: Docker,
     runner_id: String,
+    cgroups: Arc<CgroupDelegation>,
 }
 
 impl Pools {
-    /// Pools for `languages` (all of the topology's when empty). Nothing is started yet.
-    pub fn new(docker: Docker, topology: &Topology, runner_id: &str, languages: &[String]) -> Self {
-        let by_language = topology
+    /// Pools for `languages` (all of the topology's when empty), their containers taking uid
+    /// blocks from `uids`; refused when `uids` is too small for them. Nothing is started yet.
+    pub fn new(
+        docker: Docker,
+        topology: &Topology,
+        runner_id: &str,
+        languages: &[String],
+        cgroups: CgroupDelegation,
+        uids: UidRange,
+    ) -> Result<Self, UidRangeError> {
+        let cgroups = Arc::new(cgroups);
+        let served: Vec<Language> = topology
             .all_languages()
             .into_iter()
             .filter(|l| languages.is_empty() || languages.contains(&l.id))
+            .collect();
+        uids.check_holds(served.iter().map(|l| l.pool).sum())?;
+        // One for all pools: no two containers of the runner ever share a uid block.
+        let uid_blocks = UidBlocks::new(uids);
+        let by_language = served
+            .into_iter()
             .map(|l| {
                 let id = l.id.clone();
                 (
                     id,
-                    LanguagePool::new(docker.clone(), l, topology.sandbox.clone(), runner_id),
+                    LanguagePool::new(
+                        docker.clone(),
+                        l,
+                        topology.sandbox.clone(),
+                        runner_id,
+                        cgroups.clone(),
+                        uid_blocks.clone(),
+                    ),
                 )
             })
             .collect();
-        Self {
+        Ok(Self {
             by_language,
             docker,
             runner_id: runner_id.to_string(),
-        }
+            cgroups,
+        })
     }
 
     pub fn get(&self, language: &str) -> Option<&Arc<LanguagePool>> {
@@ -329,11 +461,14 @@ impl Pools {
     /// Running containers of busy jobs are left to their jobs (the engine may only have been
     /// slow), and are retired when the jobs return them.
     pub async fn rebuild(&self) -> Result<(), PoolError> {
-        let idle: Vec<String> = self.iter().flat_map(|p| p.forget_containers()).collect();
+        let idle: Vec<WarmContainer> = self.iter().flat_map(|p| p.forget_containers()).collect();
         let mut dead = self.list_containers(&["created", "exited", "dead"]).await?;
-        dead.extend(idle);
+        dead.extend(idle.iter().map(|c| c.id.clone()));
         let removals = dead.iter().map(|id| remove_container(&self.docker, id));
         futures_util::future::join_all(removals).await;
+        // Their uid blocks are free again now that they are gone.
+        drop(idle);
+        self.cgroups.sweep();
         tracing::info!(
             removed = dead.len(),
             "removed the containers the engine outage left behind"
@@ -353,6 +488,7 @@ impl Pools {
         let found = self.list_containers(&[]).await?;
         let removals = found.iter().map(|id| remove_container(&self.docker, id));
         futures_util::future::join_all(removals).await;
+        self.cgroups.sweep();
         Ok(found.len())
     }
 
@@ -374,5 +510,49 @@ impl Pools {
             .build();
         let found = self.docker.list_containers(Some(options)).await?;
         Ok(found.into_iter().filter_map(|c| c.id).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup_delegation::CgroupVersion;
+
+    /// Pools of every language of the repository's topology, taking blocks from `uids`. Nothing
+    /// talks to the engine.
+    fn pools(uids: UidRange) -> Result<Pools, UidRangeError> {
+        let topology = Topology::from_source_tree().unwrap();
+        let docker = Docker::connect_with_defaults().unwrap();
+        let cgroups = CgroupDelegation::new(CgroupVersion::V2, "/nonexistent".into(), "t");
+        Pools::new(docker, &topology, "t", &[], cgroups, uids)
+    }
+
+    #[test]
+    fn containers_of_different_languages_never_share_a_uid_block() {
+        let sandbox = Topology::from_source_tree().unwrap().sandbox;
+        let pools = pools(UidRange::for_runner(&sandbox, 3, 64).unwrap()).unwrap();
+        // The first container of every pool (each pool used to number its slots from 0).
+        let first: Vec<_> = pools
+            .iter()
+            .map(|p| p.pool.manager().next_slot.lease(&p.language.id).unwrap())
+            .collect();
+        let mut blocks: Vec<u32> = first.iter().map(|b| b.index()).collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        assert_eq!(blocks.len(), first.len(), "shared blocks: {first:?}");
+        assert!(blocks.iter().all(|b| (3 * 64..4 * 64).contains(b)));
+        let any = pools.iter().next().unwrap();
+        assert_eq!(any.pool.manager().next_slot.leased(), first.len());
+    }
+
+    #[test]
+    fn a_range_too_small_for_the_pools_is_refused() {
+        let topology = Topology::from_source_tree().unwrap();
+        let containers: usize = topology.all_languages().iter().map(|l| l.pool).sum();
+        let blocks = (containers * 2) as u32;
+        let fits = UidRange::for_runner(&topology.sandbox, 0, blocks).unwrap();
+        assert!(pools(fits).is_ok());
+        let short = UidRange::for_runner(&topology.sandbox, 0, blocks - 1).unwrap();
+        assert!(matches!(pools(short), Err(UidRangeError::TooSmall { .. })));
     }
 }

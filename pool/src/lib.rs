@@ -6,6 +6,7 @@
 //! and a replacement is warmed in the background; the job that saw it fail gets `internal_error`.
 
 pub mod agent;
+pub mod cgroup_delegation;
 pub mod container_spec;
 pub mod conversation;
 pub mod error;

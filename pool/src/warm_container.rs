@@ -1,8 +1,10 @@
 //! One pre-warmed container and the deadpool manager that creates and retires them.
 
 use crate::agent::AgentLink;
-use crate::container_spec::container_body;
+use crate::cgroup_delegation::CgroupDelegation;
+use crate::container_spec::{container_body, place_cgroup, CgroupPlacement};
 use crate::error::PoolError;
+use crate::job_plan::{UidBlock, UidBlocks};
 use bollard::container::LogOutput;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, LogsOptions, RemoveContainerOptionsBuilder,
@@ -13,7 +15,7 @@ use deadpool::managed::{Manager, Metrics, RecycleError, RecycleResult};
 use futures_util::StreamExt;
 use rce_protocol::shim::{Baseline, ShimMessage};
 use rce_protocol::topology::{ExecMode, Language, Sandbox};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,11 +27,10 @@ const BASELINE_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct WarmContainer {
     pub id: String,
     pub name: String,
-    /// Which uid range this container's jobs use (see `job_plan::job_uid`).
-    pub slot: u32,
+    /// The uid block this container's jobs use (see `job_plan::job_uid`), held until the
+    /// container has been removed.
+    pub slot: UidBlock,
     pub jobs_run: u64,
-    /// The cgroup memory limit the container has now; changed only when a job needs another.
-    pub memory_mb: u64,
     /// Cleared when the container can no longer be trusted with a job.
     pub healthy: bool,
     /// Its resting state, measured before any job ran; every job's shim checks it returned there.
@@ -48,18 +49,29 @@ pub struct ContainerManager {
     pub(crate) language: Language,
     pub(crate) sandbox: Sandbox,
     pub(crate) runner_id: String,
-    pub(crate) next_slot: Arc<AtomicU32>,
+    /// The runner's uid blocks, shared by all its pools.
+    pub(crate) next_slot: Arc<UidBlocks>,
     pub(crate) epoch: Arc<AtomicU64>,
+    pub(crate) cgroups: Arc<CgroupDelegation>,
 }
 
 impl ContainerManager {
     async fn start_one(&self) -> Result<WarmContainer, PoolError> {
         let epoch = self.epoch.load(Ordering::Acquire);
-        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let slot = self.next_slot.lease(&self.language.id)?;
         let name = format!("rce-{}-{}-{}", self.runner_id, self.language.id, slot);
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let body = container_body(&self.language, &self.sandbox, &self.runner_id);
-        let created = self.docker.create_container(Some(options), body).await?;
+        let mut body = container_body(&self.language, &self.sandbox, &self.runner_id);
+        let binds = self.cgroups.prepare(&name)?;
+        let parent = self.cgroups.parent(&name);
+        place_cgroup(&mut body, CgroupPlacement { parent, binds });
+        let created = match self.docker.create_container(Some(options), body).await {
+            Ok(created) => created,
+            Err(e) => {
+                self.cgroups.release(&name);
+                return Err(e.into());
+            }
+        };
         let started = async {
             match self.language.exec_mode {
                 ExecMode::Agent => {
@@ -89,6 +101,7 @@ impl ContainerManager {
             Ok(started) => started,
             Err(e) => {
                 remove_container(&self.docker, &created.id).await;
+                self.cgroups.release(&name);
                 return Err(e);
             }
         };
@@ -98,10 +111,6 @@ impl ContainerManager {
             name,
             slot,
             jobs_run: 0,
-            memory_mb: crate::container_spec::container_memory_mb(
-                &self.language,
-                &self.language.default_limits,
-            ),
             healthy: true,
             baseline,
             epoch,
@@ -162,6 +171,7 @@ impl Manager for ContainerManager {
             return Ok(());
         }
         remove_container(&self.docker, &c.id).await;
+        self.cgroups.release(&c.name);
         Err(RecycleError::Message("container retired".into()))
     }
 }

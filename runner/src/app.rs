@@ -11,8 +11,9 @@ use anyhow::Context;
 use axum::routing::get;
 use bollard::Docker;
 use rce_broker::BrokerLink;
-use rce_pool::Pools;
-use rce_protocol::topology::Topology;
+use rce_pool::cgroup_delegation::{CgroupDelegation, CgroupVersion};
+use rce_pool::{container_spec, Pools};
+use rce_protocol::topology::{ExecMode, Topology};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,15 +24,60 @@ use tokio_util::task::TaskTracker;
 /// How long the runner waits for RabbitMQ (and the Docker engine) at start before giving up.
 const BROKER_PATIENCE: Duration = Duration::from_secs(60);
 
+/// Adds the topology's optional capabilities this host can grant (the runner runs on the
+/// engine's host: its own bounding set is the engine's), and says which it cannot.
+fn grant_optional_capabilities(topology: &mut Topology) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let bounding = container_spec::bounding_set(&status).unwrap_or(0);
+    let (granted, missing) = container_spec::grantable_capabilities(&topology.sandbox, bounding);
+    if !missing.is_empty() {
+        tracing::warn!(
+            ?missing,
+            "this host cannot grant these optional capabilities to containers (docs/security.md, \"Metering\")"
+        );
+    }
+    topology.sandbox.capabilities.extend(granted);
+}
+
 pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let topology = Arc::new(Topology::load(Path::new(&config.topology_path))?);
+    let mut topology = Topology::load(Path::new(&config.topology_path))?;
+    grant_optional_capabilities(&mut topology);
+    let topology = Arc::new(topology);
     let docker = connect_docker().await?;
+    let cgroups = CgroupDelegation::detect(&docker, &config.cgroup_root, &config.runner_id)
+        .await
+        .context("checking that jobs can be metered by their own cgroups")?;
+    let cgroups_v2 = cgroups.version() == CgroupVersion::V2;
+    let uids = config.uid_range(&topology.sandbox)?;
     let pools = Pools::new(
         docker.clone(),
         &topology,
         &config.runner_id,
         &config.languages,
+        cgroups,
+        uids,
+    )
+    .context("RCE_RUNNER_UID_BLOCKS")?;
+    let (first_uid, last_uid) = uids.uids();
+    tracing::info!(
+        index = config.runner_index,
+        first_uid,
+        last_uid,
+        "job uids of this runner"
     );
+    if cgroups_v2 {
+        if let Some(exec) = pools
+            .iter()
+            .find(|p| p.language().exec_mode == ExecMode::Exec)
+        {
+            // The engine would exec the shim into the container's cgroup, which on v2 may not
+            // hold processes once the step cgroups below it have controllers.
+            anyhow::bail!(
+                "language {:?} uses exec_mode: exec, which cgroup v2 hosts do not support; use agent mode",
+                exec.language().id
+            );
+        }
+    }
     if pools.iter().next().is_none() {
         anyhow::bail!("RCE_RUNNER_LANGUAGES names no language of the topology");
     }
@@ -219,6 +265,14 @@ fn metrics_router(metrics: RunnerMetrics, probes: Probes) -> axum::Router {
                             .containers
                             .with_label_values(&[id, "busy"])
                             .set((s.size - s.idle) as i64);
+                        metrics
+                            .pool_size
+                            .with_label_values(&[id])
+                            .set(s.size as i64);
+                        metrics
+                            .pool_configured_size
+                            .with_label_values(&[id])
+                            .set(s.max as i64);
                         metrics.observe_retirements(id, s.retired);
                     }
                     metrics.render()

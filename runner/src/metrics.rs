@@ -11,6 +11,11 @@ pub struct RunnerMetrics {
     pub job_seconds: HistogramVec,
     /// Warm containers by language and state (`idle`, `busy`).
     pub containers: IntGaugeVec,
+    /// Warm containers per language (idle or busy): below `pool_configured_size` only while
+    /// retired containers are being replaced; staying below it means replacements fail.
+    pub pool_size: IntGaugeVec,
+    /// The pool size topology.yaml asks for, per language.
+    pub pool_configured_size: IntGaugeVec,
     /// Deliveries rejected to the dead-letter exchange, by reason.
     pub rejected: IntCounterVec,
     /// Deliveries returned to the queue unrun or to be run again, by reason (`paused`: the
@@ -49,6 +54,22 @@ impl RunnerMetrics {
             &["language", "state"],
         )
         .expect("valid metric");
+        let pool_size = IntGaugeVec::new(
+            Opts::new(
+                "rce_pool_size",
+                "Warm containers of a pool, idle or busy (retired ones being replaced are not)",
+            ),
+            &["language"],
+        )
+        .expect("valid metric");
+        let pool_configured_size = IntGaugeVec::new(
+            Opts::new(
+                "rce_pool_configured_size",
+                "The pool size topology.yaml asks for",
+            ),
+            &["language"],
+        )
+        .expect("valid metric");
         let rejected = IntCounterVec::new(
             Opts::new("rce_runner_rejected_total", "Deliveries dead-lettered"),
             &["reason"],
@@ -79,6 +100,8 @@ impl RunnerMetrics {
             Box::new(jobs.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(job_seconds.clone()),
             Box::new(containers.clone()),
+            Box::new(pool_size.clone()),
+            Box::new(pool_configured_size.clone()),
             Box::new(rejected.clone()),
             Box::new(retired.clone()),
             Box::new(handed_back.clone()),
@@ -91,6 +114,8 @@ impl RunnerMetrics {
             jobs,
             job_seconds,
             containers,
+            pool_size,
+            pool_configured_size,
             rejected,
             retired,
             handed_back,

@@ -258,6 +258,8 @@ impl Rig {
         let mut env = self.common_env();
         env.extend([
             ("RCE_RUNNER_ID".into(), RUNNER_ID.into()),
+            // Its own uid blocks, apart from `make up`'s (0) and the integration tests' (1).
+            ("RCE_RUNNER_INDEX".into(), "3".into()),
             ("RCE_RUNNER_LANGUAGES".into(), LANGUAGE.into()),
             ("RCE_RUNNER_METRICS_ADDR".into(), addr.clone()),
         ]);
