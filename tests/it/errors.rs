@@ -109,6 +109,8 @@ async fn languages_lists_the_topology() {
         [
             "bash",
             "bash_exec",
+            "bash_recycled",
+            "bash_uids",
             "c",
             "c_exec",
             "cpp",
@@ -121,12 +123,15 @@ async fn languages_lists_the_topology() {
             "javascript_solo_exec",
             "python",
             "python_exec",
+            "python_killed",
             "python_solo",
             "python_solo_exec",
+            "python_uids",
+            "python_unclean",
             "python_unserved",
             "rust"
         ],
-        "the repository's languages and the tests' solo, exec-mode and unserved copies"
+        "the repository's languages and the tests' solo, exec-mode, unserved and pool-test copies"
     );
     let c = list
         .as_array()

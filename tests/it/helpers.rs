@@ -107,8 +107,8 @@ pub(crate) use both_modes;
 pub const UNSERVED: &str = "python_unserved";
 pub const UNSERVED_QUEUE_LENGTH: u32 = 3;
 
-/// The repository's topology.yaml plus the [`SOLO`], [`EXEC_COPIES`] and [`UNSERVED`] languages,
-/// written to a file of this run.
+/// The repository's topology.yaml plus the [`SOLO`], [`EXEC_COPIES`] and [`UNSERVED`] languages
+/// and the pool tests' own ([`crate::pools::LANGUAGES`]), written to a file of this run.
 fn test_topology() -> String {
     let text = std::fs::read_to_string(repo_root().join("topology.yaml")).unwrap();
     let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
@@ -122,6 +122,11 @@ fn test_topology() -> String {
         let mut spec = languages[of].clone();
         spec["exec_mode"] = "exec".into();
         languages.insert(format!("{of}_exec").into(), spec);
+    }
+    for (id, of, pool) in crate::pools::LANGUAGES {
+        let mut spec = languages[of].clone();
+        spec["pool"] = pool.into();
+        languages.insert(id.into(), spec);
     }
     let mut unserved = languages["python"].clone();
     unserved["queue_max_length"] = UNSERVED_QUEUE_LENGTH.into();
@@ -190,6 +195,10 @@ pub fn stack() -> &'static TestStack {
             runner_id: RUNNER_ID.into(),
             metrics_addr: format!("127.0.0.1:{metrics_port}").parse().unwrap(),
             shutdown_grace: Duration::from_secs(5),
+            // Not 0, the default: a `make up` runner on the same engine keeps its own uids.
+            runner_index: 1,
+            uid_blocks: rce_runner::config::DEFAULT_UID_BLOCKS,
+            cgroup_root: "/sys/fs/cgroup".into(),
         };
         // A runtime of its own on a thread that lives as long as the test binary: each
         // #[tokio::test] has a short-lived runtime that must not own the stack.

@@ -279,12 +279,21 @@ async fn compile_bomb(language: &str, source: &str, evidence: &str) -> Value {
         compile_wall <= 20_000 + 1_000,
         "compile ran past its wall limit: {job:#}"
     );
-    // Stopped by the memory limit (the driver reports its killed child), or, on a loaded
-    // machine where the compiler is slower to grow, by the wall limit (the whole step killed).
+    // Stopped by the memory limit (the driver reports its killed child, or the step cgroup's
+    // peak is at the compile limit: the shim ends the whole step at its first OOM kill), or, on
+    // a loaded machine where the compiler is slower to grow, by the wall limit.
+    let compile_limit_kb = rce_protocol::topology::Topology::from_source_tree()
+        .unwrap()
+        .language(crate::helpers::base_language(language))
+        .unwrap()
+        .compile_limits
+        .memory_mb
+        * 1024;
     let by_memory = job["compile"]["stderr"]
         .as_str()
         .unwrap()
-        .contains(evidence);
+        .contains(evidence)
+        || job["compile"]["memory_kb"].as_u64() == Some(compile_limit_kb);
     let by_wall = job["compile"]["signal"] == "SIGKILL" && compile_wall >= 20_000;
     assert!(
         by_memory || by_wall,
