@@ -48,6 +48,14 @@ pub fn naive_body(
         .get_or_insert_with(HashMap::new)
         .insert(NAIVE_LABEL.0.into(), NAIVE_LABEL.1.into());
     if let Some(host) = body.host_config.as_mut() {
+        // No shim and no step cgroups here: the container's cgroup is the job's limit, sized
+        // as a container-per-job service would (the default limit, or the compiler's).
+        let mut mib = language.default_limits.memory_mb;
+        if language.is_compiled() {
+            mib = mib.max(language.compile_limits.memory_mb);
+        }
+        host.memory = Some((mib as i64) << 20);
+        host.memory_swap = host.memory;
         host.log_config = Some(HostConfigLogConfig {
             typ: Some("json-file".into()),
             config: None,
@@ -177,7 +185,13 @@ mod tests {
         assert_eq!(body.attach_stdin, Some(false));
         let (h, p) = (body.host_config.unwrap(), pool.host_config.unwrap());
         assert_eq!(h.readonly_rootfs, p.readonly_rootfs);
-        assert_eq!(h.memory, p.memory);
+        // The pool's container limit is only a backstop above its step cgroups; a naive
+        // container's limit is the job's.
+        assert_eq!(
+            h.memory,
+            Some((python.default_limits.memory_mb as i64) << 20)
+        );
+        assert_eq!(h.memory_swap, h.memory);
         assert_eq!(h.pids_limit, p.pids_limit);
         assert_eq!(h.cap_drop, p.cap_drop);
         assert_eq!(h.security_opt, p.security_opt);
