@@ -222,22 +222,21 @@ impl ContainerCgroup {
                 File::open(&p)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
             };
-            let (cpu_file, usage, peak, events, stat) = match self.version {
-                Version::V1 => (
-                    open(cpu.join("cpuacct.usage"))?,
-                    open(memory.join("memory.usage_in_bytes"))?,
-                    open(memory.join("memory.max_usage_in_bytes")).ok(),
-                    open(memory.join("memory.oom_control"))?,
-                    open(memory.join("memory.stat"))?,
-                ),
-                Version::V2 => (
-                    open(cpu.join("cpu.stat"))?,
-                    open(memory.join("memory.current"))?,
-                    open(memory.join("memory.peak")).ok(),
-                    open(memory.join("memory.events"))?,
-                    open(memory.join("memory.stat"))?,
-                ),
+            // CPU time, memory now, peak memory, OOM kills, in each version's files.
+            let [cpu_name, usage_name, peak_name, events_name] = match self.version {
+                Version::V1 => [
+                    "cpuacct.usage",
+                    "memory.usage_in_bytes",
+                    "memory.max_usage_in_bytes",
+                    "memory.oom_control",
+                ],
+                Version::V2 => ["cpu.stat", "memory.current", "memory.peak", "memory.events"],
             };
+            let cpu_file = open(cpu.join(cpu_name))?;
+            let usage = open(memory.join(usage_name))?;
+            let peak = open(memory.join(peak_name)).ok();
+            let events = open(memory.join(events_name))?;
+            let stat = open(memory.join("memory.stat"))?;
             let mut procs = Vec::new();
             let mut dirs = vec![memory.clone()];
             if cpu != memory {
@@ -308,6 +307,11 @@ fn read_open(f: &File) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
+/// A cgroup file holding one number (`memory.current`, `memory.peak` and their v1 twins).
+fn read_number(f: &File) -> Option<u64> {
+    read_open(f)?.trim().parse().ok()
+}
+
 /// What one look at a step's cgroup says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sample {
@@ -327,9 +331,7 @@ impl StepCgroup {
         let cpu_ms = read_open(&self.cpu)
             .and_then(|t| parse_cpu_ms(self.version, &t))
             .unwrap_or(0);
-        let memory_bytes = read_open(&self.usage)
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0);
+        let memory_bytes = read_number(&self.usage).unwrap_or(0);
         self.sampled_peak = self.sampled_peak.max(memory_bytes);
         let oom_kills = read_open(&self.events)
             .and_then(|t| keyed(&t, "oom_kill"))
@@ -343,12 +345,7 @@ impl StepCgroup {
 
     /// The step's peak memory: the kernel's high-water mark, or the highest sample without one.
     pub fn peak_bytes(&self) -> u64 {
-        let kernel = self
-            .peak
-            .as_ref()
-            .and_then(read_open)
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        let kernel = self.peak.as_ref().and_then(read_number).unwrap_or(0);
         kernel.max(self.sampled_peak)
     }
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 /// How often the shim reaps, checks the deadline, reads the step cgroup's CPU time and OOM
 /// count (so a CPU limit is noticed at most this long after it was crossed) and sends pending
 /// output.
-pub const TICK: Duration = Duration::from_millis(10);
+const TICK: Duration = Duration::from_millis(10);
 /// How long to keep reading leftover output once every process of the step is gone.
 const DRAIN: Duration = Duration::from_millis(200);
 /// How long after its kill the main process may take to disappear before the shim gives up.
@@ -357,9 +357,7 @@ impl<'a> Watch<'a> {
     /// at its first OOM kill (the kernel already enforces the memory limit itself: an OOM kill
     /// means the step reached it, whichever of its processes the kernel picked).
     fn sample(&mut self) {
-        let now = self.cgroup.sample();
-        self.cpu_ms = self.cpu_ms.max(now.cpu_ms);
-        self.oom_kills = self.oom_kills.max(now.oom_kills);
+        self.read_cgroup();
         if self.killed_for.is_some() {
             return;
         }
@@ -368,6 +366,13 @@ impl<'a> Watch<'a> {
         } else if self.cpu_ms > self.limits.cpu_time_ms {
             self.kill(Termination::CpuTimeout);
         }
+    }
+
+    /// Takes in the step cgroup's CPU time and OOM kills (counters: they only grow).
+    fn read_cgroup(&mut self) {
+        let now = self.cgroup.sample();
+        self.cpu_ms = self.cpu_ms.max(now.cpu_ms);
+        self.oom_kills = self.oom_kills.max(now.oom_kills);
     }
 
     fn run(mut self, stdout_r: OwnedFd, stderr_r: OwnedFd) -> StepReport {
@@ -479,9 +484,7 @@ impl<'a> Watch<'a> {
         }
         // Everything the step printed goes out before anything that follows it.
         self.publish(true);
-        let last = self.cgroup.sample();
-        self.cpu_ms = self.cpu_ms.max(last.cpu_ms);
-        self.oom_kills = self.oom_kills.max(last.oom_kills);
+        self.read_cgroup();
         let oom = self.oom_kills > 0;
         self.finish(oom, internal_error)
     }
