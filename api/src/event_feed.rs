@@ -107,7 +107,7 @@ impl Feed {
 
     async fn connection(&mut self) -> redis::RedisResult<&mut MultiplexedConnection> {
         if self.conn.is_none() {
-            self.conn = Some(self.client.get_multiplexed_async_connection().await?);
+            self.conn = Some(rce_service::redis_conn::blocking_reader(&self.client, BLOCK).await?);
         }
         Ok(self.conn.as_mut().expect("connected above"))
     }

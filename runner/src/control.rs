@@ -10,6 +10,7 @@ use rce_service::backoff::Backoff;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -93,6 +94,10 @@ impl ControlHub {
     }
 }
 
+/// How long one read of a job's input waits in Redis; the task is dropped when the job ends, so
+/// this only bounds how long a dead connection goes unnoticed.
+const STDIN_BLOCK: Duration = Duration::from_secs(2);
+
 /// Forwards job `id`'s interactive input to `tx` until end-of-input or until the task is
 /// dropped (the job ended). Uses its own connection: XREAD BLOCK holds it.
 pub async fn forward_stdin(
@@ -106,7 +111,7 @@ pub async fn forward_stdin(
     let mut backoff = Backoff::reconnect();
     loop {
         if conn.is_none() {
-            match client.get_multiplexed_async_connection().await {
+            match rce_service::redis_conn::blocking_reader(&client, STDIN_BLOCK).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "stdin stream: redis unreachable");
@@ -116,7 +121,9 @@ pub async fn forward_stdin(
             }
         }
         let c = conn.as_mut().expect("connected above");
-        let options = StreamReadOptions::default().block(2000).count(256);
+        let options = StreamReadOptions::default()
+            .block(STDIN_BLOCK.as_millis() as usize)
+            .count(256);
         let reply: redis::RedisResult<Option<StreamReadReply>> =
             redis::AsyncCommands::xread_options(c, &[&key], &[&last], &options).await;
         let reply = match reply {

@@ -22,3 +22,25 @@ pub fn manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> 
         .set_connection_timeout(Some(CONNECT_TIMEOUT));
     ConnectionManager::new_lazy_with_config(client.clone(), config)
 }
+
+/// How much longer than its `BLOCK` a blocking read may take before it counts as failed: the
+/// reply to an `XREAD BLOCK` arrives when the block ends, plus a round trip.
+const BLOCKING_GRACE: Duration = Duration::from_secs(5);
+
+/// A connection of its own for a reader that blocks in Redis (`XREAD BLOCK`) for up to `block`.
+///
+/// The shared manager's response timeout (and redis' 500 ms default on a plain connection) is
+/// shorter than a block: every idle read would time out, reconnect and back off, so output
+/// printed after a silence would arrive seconds late. A blocking read holds its connection for
+/// the whole block, so it cannot share the manager's multiplexed one either.
+pub async fn blocking_reader(
+    client: &redis::Client,
+    block: Duration,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(block + BLOCKING_GRACE));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}

@@ -574,3 +574,88 @@ async fn live_streams_end_cleanly_when_the_api_shuts_down() {
     let end = sse(&shared, &id, None, |_| {}).await.done();
     assert_eq!(end["verdict"], "cancelled");
 }
+
+/// Follows job `id` and returns, for each stdout line `t=<unix seconds>`, how long after the
+/// program printed it the event arrived here (same kernel clock inside and outside the sandbox).
+async fn delivery_delays(app: &TestApp, id: &str) -> Vec<Duration> {
+    let mut delays = Vec::new();
+    let capture = sse(app, id, None, |e| {
+        if e.event != "stdout" {
+            return;
+        }
+        let arrived = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        for line in e.data.lines() {
+            if let Some(t) = line.strip_prefix("t=") {
+                let printed: f64 = t.parse().unwrap();
+                delays.push(Duration::from_secs_f64((arrived - printed).max(0.0)));
+            }
+        }
+    })
+    .await;
+    assert_verdict(&capture.done(), "ok");
+    delays
+}
+
+/// Output printed after a long silence arrives at once: the api's blocking read of the event
+/// stream must not time out and reconnect (with backoff) while the program is quiet.
+#[tokio::test(flavor = "multi_thread")]
+async fn output_after_a_silence_arrives_at_once() {
+    let app = app();
+    let printer = |pauses: &[u32]| {
+        let mut src = String::from("import time\n");
+        for p in pauses {
+            src.push_str(&format!(
+                "time.sleep({p})\nprint(f't={{time.time()}}', flush=True)\n"
+            ));
+        }
+        src
+    };
+    let short = json!({"language": "python", "source": printer(&[0, 3, 10]), "limits": {"wall_time_ms": 20000}});
+    let long =
+        json!({"language": "python", "source": printer(&[27]), "limits": {"wall_time_ms": 30000}});
+    let (a, b) = (submit(&app, short).await, submit(&app, long).await);
+    let (short, long) = tokio::join!(delivery_delays(&app, &a), delivery_delays(&app, &b));
+    assert_eq!((short.len(), long.len()), (3, 1), "{short:?} {long:?}");
+    for (silence, delay) in [0, 3, 10, 27].iter().zip(short.iter().chain(&long)) {
+        assert!(
+            *delay < Duration::from_millis(50),
+            "output after {silence} s of silence arrived {delay:?} late"
+        );
+    }
+}
+
+/// Input sent after the program waited idle reaches it at once: the runner's blocking read of
+/// the job's input stream must not time out and back off either.
+#[tokio::test(flavor = "multi_thread")]
+async fn input_after_an_idle_wait_is_echoed_at_once() {
+    let app = app();
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&app, "/v1/jobs/ws"))
+        .await
+        .unwrap();
+    let src = "print('ready', flush=True)\nprint(input().upper(), flush=True)";
+    ws_send(
+        &mut ws,
+        json!({"type": "submit", "job": {"language": "python", "source": src, "interactive": true, "limits": {"wall_time_ms": 20000}}}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    ws_until(&mut ws, &mut seen, |v| {
+        v["event"] == "stdout" && v["data"].as_str().unwrap_or("").contains("ready")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let sent = Instant::now();
+    ws_send(&mut ws, json!({"type": "stdin", "data": "echo\n"})).await;
+    ws_until(&mut ws, &mut seen, |v| {
+        v["event"] == "stdout" && v["data"].as_str().unwrap_or("").contains("ECHO")
+    })
+    .await;
+    let round_trip = sent.elapsed();
+    assert!(
+        round_trip < Duration::from_millis(250),
+        "an echo after 8 s idle took {round_trip:?}"
+    );
+}
