@@ -2,7 +2,7 @@
 //! and a compile error for the compiled ones, each through the whole stack.
 
 use crate::helpers::{app, assert_verdict};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Programs for one language: hello world, echo of one stdin line, exit with code 3, and (for
 /// compiled languages) a program that does not compile.
@@ -181,4 +181,34 @@ fn every_topology_language_has_programs() {
         let p = p.unwrap_or_else(|| panic!("no test programs for {}", lang.id));
         assert_eq!(p.broken.is_some(), lang.is_compiled(), "{}", lang.id);
     }
+}
+
+/// Rust programs are compiled with a modern edition (rustc alone defaults to 2015, where
+/// `async` is not a keyword), and `/v1/languages` says which.
+#[tokio::test(flavor = "multi_thread")]
+async fn rust_uses_the_2021_edition() {
+    let app = app();
+    let src = "async fn answer() -> u32 { 42 }\nfn main() {\n    let _future = answer();\n    let array = [1, 2];\n    for x in array { print!(\"{x}\"); }\n    println!();\n}";
+    let result = app.run(json!({"language": "rust", "source": src})).await;
+    assert_verdict(&result, "ok");
+    assert_eq!(result["run"]["stdout"], "12\n");
+    let languages: Value = app
+        .http
+        .get(format!("{}/v1/languages", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rust = languages
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == "rust")
+        .unwrap();
+    assert!(
+        rust["name"].as_str().unwrap().contains("edition 2021"),
+        "{rust}"
+    );
 }
