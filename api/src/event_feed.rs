@@ -26,12 +26,50 @@ pub struct StoredEvent {
 const BLOCK: Duration = Duration::from_secs(5);
 const BATCH: usize = 512;
 
-/// Whether `id` looks like a stream id (`<ms>-<seq>`), the only thing `Last-Event-ID` may be.
+/// A stream id (`<ms>-<seq>`, each a u64 as Redis has them), the only thing `Last-Event-ID`
+/// may be; `None` for anything else, out-of-range numbers included (Redis would refuse them on
+/// every read, and the subscriber would retry forever).
+pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    Some((number(ms)?, number(seq)?))
+}
+
+/// Whether `id` is a stream id: see [`parse_event_id`].
 pub fn is_event_id(id: &str) -> bool {
-    let mut parts = id.splitn(2, '-');
-    let digits =
-        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
-    digits(parts.next()) && digits(parts.next())
+    parse_event_id(id).is_some()
+}
+
+/// Whether job `job_id`'s stream ended (its last event is `done`) at or before event `from`:
+/// then a subscriber resuming from there has nothing more to get, ever. A browser's
+/// `EventSource` resumes from the `done` event's id when the stream closes, and must be told so
+/// rather than kept waiting.
+pub async fn ended_by(
+    client: &redis::Client,
+    job_id: &str,
+    from: &str,
+) -> redis::RedisResult<bool> {
+    let Some(from) = parse_event_id(from) else {
+        return Ok(false);
+    };
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let last: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(redis_keys::events(job_id))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await?;
+    Ok(last.ids.first().is_some_and(|entry| {
+        let kind: Option<String> = entry.get(FIELD_KIND);
+        kind.as_deref().and_then(EventKind::parse) == Some(EventKind::Done)
+            && parse_event_id(&entry.id).is_some_and(|done| done <= from)
+    }))
 }
 
 struct Feed {
@@ -41,6 +79,8 @@ struct Feed {
     last: String,
     buffered: VecDeque<StoredEvent>,
     finished: bool,
+    /// Whether the first read checked that the subscriber is not resuming after `done`.
+    started: bool,
     stop: CancellationToken,
     /// Between reconnects while Redis is unreachable: the stream stays open and resumes from
     /// `last` once Redis answers again.
@@ -61,6 +101,7 @@ pub fn follow(
         last: from,
         buffered: VecDeque::new(),
         finished: false,
+        started: false,
         stop,
         backoff: Backoff::reconnect(),
     };
@@ -72,6 +113,14 @@ pub fn follow(
 
 impl Feed {
     async fn next(&mut self) -> Option<StoredEvent> {
+        if !self.started {
+            self.started = true;
+            if self.last != "0"
+                && ended_by(&self.client, &self.job_id, &self.last).await == Ok(true)
+            {
+                self.finished = true;
+            }
+        }
         loop {
             if let Some(event) = self.buffered.pop_front() {
                 if event.kind == EventKind::Done {
@@ -161,7 +210,21 @@ mod tests {
     fn event_ids() {
         assert!(is_event_id("1700000000000-0"));
         assert!(is_event_id("0-0"));
-        for bad in ["", "0", "-1", "1-", "a-1", "1-2-3", "1 -2"] {
+        assert_eq!(
+            parse_event_id("18446744073709551615-7"),
+            Some((u64::MAX, 7))
+        );
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "1-",
+            "a-1",
+            "1-2-3",
+            "1 -2",
+            "99999999999999999999999-0",
+            "+1-0",
+        ] {
             assert!(!is_event_id(bad), "{bad:?}");
         }
     }

@@ -192,6 +192,58 @@ async fn last_event_id_resumes_without_duplicates() {
     assert_eq!(body["error"]["field"], "Last-Event-ID");
 }
 
+/// A follower that reconnects after `done` (a browser's `EventSource` resumes from the id of
+/// the last event it saw) is told there is nothing more: 204 over SSE, a normal close over a
+/// WebSocket, at once, not heartbeats until the job expires. An id out of Redis' range is a
+/// 400 naming the header, not a read that fails forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_resuming_after_done_is_ended_at_once() {
+    let app = app();
+    let job = app
+        .run(json!({"language": "python", "source": "print('hi')"}))
+        .await;
+    let id = job["id"].as_str().unwrap();
+    let all = sse(&app, id, None, |_| {}).await;
+    let done_id = all.events.last().unwrap().id.clone();
+    assert_eq!(all.events.last().unwrap().event, "done");
+    let get = |last: &str| {
+        app.http
+            .get(format!("{}/v1/jobs/{id}/events", app.base))
+            .header("Last-Event-ID", last)
+            .timeout(Duration::from_secs(3))
+            .send()
+    };
+    let resp = get(&done_id).await.expect("answered at once");
+    assert_eq!(resp.status(), 204, "after done: {:?}", resp.headers());
+    // Resuming from the event before done still gets done.
+    let before = &all.events[all.events.len() - 2].id;
+    let rest = sse(&app, id, Some(before), |_| {}).await;
+    assert_eq!(rest.events.len(), 1);
+    rest.done();
+    let resp = get("99999999999999999999999-0").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "Last-Event-ID", "{body}");
+
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url(
+            &app,
+            &format!("/v1/jobs/{id}/ws"),
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("last-event-id", done_id.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(3), ws.next())
+        .await
+        .expect("the socket is closed at once after done");
+    assert!(
+        matches!(next, Some(Ok(Message::Close(_))) | None),
+        "{next:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn output_is_live_while_the_program_runs() {
     let app = app();

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use rce_protocol::events::EventKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -34,7 +34,7 @@ fn start_from(headers: &HeaderMap) -> Result<String, ApiError> {
             _ => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "malformed_request",
-                "Last-Event-ID must be an event id this api sent (`<ms>-<seq>`)",
+                "Last-Event-ID must be an event id this api sent (`<ms>-<seq>`, each a 64-bit number)",
             )
             .field("Last-Event-ID")),
         },
@@ -70,9 +70,16 @@ pub async fn events(
     State(state): State<AppState>,
     id: JobId,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let from = start_from(&headers)?;
     existing_job(&state, &id).await?;
+    // 204 is what makes a browser's EventSource stop reconnecting.
+    if event_feed::ended_by(&state.redis, id.as_str(), &from)
+        .await
+        .map_err(|_| ApiError::store_unavailable())?
+    {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let feed = event_feed::follow(
         state.redis.clone(),
         id.into_string(),
@@ -84,9 +91,11 @@ pub async fn events(
     let guard = DecOnDrop(gauge);
     let stream = feed.map(move |e| {
         let _ = &guard;
-        Ok(sse_event(e))
+        Ok::<_, Infallible>(sse_event(e))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(state.heartbeat)))
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(state.heartbeat))
+        .into_response())
 }
 
 struct DecOnDrop(prometheus::IntGauge);
