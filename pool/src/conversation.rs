@@ -6,6 +6,7 @@ use crate::error::PoolError;
 use bollard::container::LogOutput;
 use futures_util::{Stream, StreamExt};
 use rce_protocol::shim::{OutputStream, ShimControl, ShimMessage, ShimRecord};
+use rce_protocol::step::StepName;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,11 +20,11 @@ const STDERR_KEPT: usize = 4096;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LiveEvent {
     /// A step started; the output that follows is its.
-    Step(String),
+    Step(StepName),
     /// Output of the current step, within its cap.
     Output { stream: OutputStream, data: Vec<u8> },
     /// The step hit its output cap.
-    Truncated(String),
+    Truncated(StepName),
 }
 
 /// The job's two live channels: control lines to the shim, live events from it. Dropping the

@@ -14,6 +14,7 @@ use crate::error::PoolError;
 use rce_protocol::job::JobMessage;
 use rce_protocol::limits::Limits;
 use rce_protocol::shim::{ShimFile, ShimJob, ShimStep, StepLimits};
+use rce_protocol::step::StepName;
 use rce_protocol::topology::{Language, Sandbox};
 use rce_protocol::SCHEMA_VERSION;
 use std::sync::{Arc, Mutex};
@@ -228,7 +229,7 @@ pub fn shim_job(job: &JobMessage, language: &Language, sandbox: &Sandbox, uid: u
     let mut steps = Vec::with_capacity(2);
     if let Some(argv) = language.compile_argv(&job.entrypoint) {
         steps.push(ShimStep {
-            name: "compile".into(),
+            name: StepName::Compile,
             argv,
             env: language.env.clone(),
             stdin: Default::default(),
@@ -236,7 +237,7 @@ pub fn shim_job(job: &JobMessage, language: &Language, sandbox: &Sandbox, uid: u
         });
     }
     steps.push(ShimStep {
-        name: "run".into(),
+        name: StepName::Run,
         argv: language.run_argv(&job.entrypoint, &job.args),
         env: language.env.clone(),
         stdin: job.stdin.clone(),

@@ -18,6 +18,7 @@ use deadpool::managed::{Manager, Object, Pool};
 use deadpool::Runtime;
 use rce_protocol::job::JobMessage;
 use rce_protocol::shim::{ShimJob, ShimRecord, StepOutcome, Termination};
+use rce_protocol::step::StepName;
 use rce_protocol::topology::{Language, Sandbox, Topology};
 use rce_service::backoff::Backoff;
 use std::collections::{BTreeMap, HashMap};
@@ -354,7 +355,7 @@ fn oom_killed_record(plan: &ShimJob) -> ShimRecord {
     ShimRecord {
         job_id: plan.job_id.clone(),
         steps: vec![StepOutcome {
-            name: step.map_or_else(|| "run".into(), |s| s.name.clone()),
+            name: step.map_or(StepName::Run, |s| s.name),
             termination: Termination::MemoryLimit,
             exit_code: None,
             signal: Some(9),

@@ -5,12 +5,14 @@
 //! limit resolution, verdict mapping, record parsing — is unit-tested without a broker or engine.
 
 pub mod bytes;
+pub mod encoding;
 pub mod events;
 pub mod job;
 pub mod limits;
 pub mod redis_keys;
 pub mod result;
 pub mod shim;
+pub mod step;
 pub mod topology;
 pub mod verdict;
 

@@ -1,5 +1,6 @@
 //! What a runner publishes to `rce.results`, and what the api stores and shows.
 
+use crate::encoding::Encoding;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -59,34 +60,17 @@ impl Verdict {
     }
 }
 
-/// How an output field is written in JSON.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputEncoding {
-    /// The program's bytes were valid UTF-8 and are given as they are.
-    #[default]
-    Utf8,
-    /// The program wrote bytes that are not UTF-8: the field is their base64, byte for byte.
-    Base64,
-}
-
-impl OutputEncoding {
-    pub fn is_utf8(&self) -> bool {
-        *self == Self::Utf8
-    }
-}
-
 /// One step (compile or run) as the client sees it. Output reaches the client faithfully: as text
 /// when it is UTF-8, otherwise as base64 with `stdout_encoding`/`stderr_encoding: "base64"` (the
 /// encoding fields are omitted when they are `utf8`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepReport {
     pub stdout: String,
-    #[serde(default, skip_serializing_if = "OutputEncoding::is_utf8")]
-    pub stdout_encoding: OutputEncoding,
+    #[serde(default, skip_serializing_if = "Encoding::is_utf8")]
+    pub stdout_encoding: Encoding,
     pub stderr: String,
-    #[serde(default, skip_serializing_if = "OutputEncoding::is_utf8")]
-    pub stderr_encoding: OutputEncoding,
+    #[serde(default, skip_serializing_if = "Encoding::is_utf8")]
+    pub stderr_encoding: Encoding,
     pub exit_code: Option<i32>,
     pub signal: Option<String>,
     pub wall_ms: u64,

@@ -8,6 +8,7 @@
 //! owns), so a program can neither forge a message nor read the control channel.
 
 use crate::bytes::Base64Bytes;
+use crate::step::StepName;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -81,8 +82,8 @@ pub struct ShimFile {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ShimStep {
-    /// `compile` or `run`: echoed back in the step's outcome.
-    pub name: String,
+    /// Echoed back in the step's outcome.
+    pub name: StepName,
     /// Executed directly with `execvp` semantics (PATH lookup), never through a shell.
     pub argv: Vec<String>,
     /// Extra environment on top of the shim's fixed allowlist.
@@ -135,7 +136,7 @@ pub enum ShimMessage {
         failure: Option<String>,
     },
     /// A step started; the output that follows is its.
-    Step { name: String },
+    Step { name: StepName },
     /// Output of the current step as the shim read it, within the output cap. Within one stream
     /// the bytes are exactly the program's; across the two streams, chunks come in the order the
     /// shim read them.
@@ -144,7 +145,7 @@ pub enum ShimMessage {
         data: Base64Bytes,
     },
     /// The step reached its output cap: no more output follows for it.
-    Truncated { step: String },
+    Truncated { step: StepName },
 }
 
 /// Which of a step's output pipes a chunk came from.
@@ -215,7 +216,7 @@ pub enum Termination {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepOutcome {
-    pub name: String,
+    pub name: StepName,
     pub termination: Termination,
     pub exit_code: Option<i32>,
     /// Signal number that ended the main process, if any.
@@ -264,7 +265,7 @@ mod tests {
         let rec = ShimRecord {
             job_id: "j1".into(),
             steps: vec![StepOutcome {
-                name: "run".into(),
+                name: StepName::Run,
                 termination: Termination::Exited,
                 exit_code: Some(0),
                 signal: None,

@@ -1,15 +1,39 @@
 //! Turning what the shim measured into what a client reads: a verdict and per-step reports.
 
-use crate::result::{OutputEncoding, StepReport, Verdict};
+use crate::encoding::Encoding;
+use crate::result::{StepReport, Verdict};
 use crate::shim::{ShimRecord, StepOutcome, Termination};
+use crate::step::StepName;
 use base64::Engine as _;
 
 /// SIGXCPU: what RLIMIT_CPU's soft limit sends; a CPU time-out, not a crash.
 const SIGXCPU: i32 = 24;
 
+/// What a client reads about a finished job: its verdict and the report of each step it got to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    /// `None` for an interpreted language, or when no step started.
+    pub compile: Option<StepReport>,
+    /// `None` when the compile failed, or the job ended before its run step.
+    pub run: Option<StepReport>,
+}
+
+impl Judgement {
+    /// A job that ended without a step to report (cancelled before it ran, or failed under
+    /// the platform).
+    pub fn without_steps(verdict: Verdict) -> Self {
+        Self {
+            verdict,
+            compile: None,
+            run: None,
+        }
+    }
+}
+
 /// The verdict, compile report and run report for a shim record. Exactly as the API documents:
 /// a failed compile gives `compile_error` with `run: None`.
-pub fn judge(record: &ShimRecord) -> (Verdict, Option<StepReport>, Option<StepReport>) {
+pub fn judge(record: &ShimRecord) -> Judgement {
     if record.steps.is_empty() {
         // No step started: either the shim failed (it says why), or the job was cancelled
         // before its first step, the only way a record ends up empty without an error.
@@ -18,17 +42,22 @@ pub fn judge(record: &ShimRecord) -> (Verdict, Option<StepReport>, Option<StepRe
         } else {
             Verdict::Cancelled
         };
-        return (verdict, None, None);
+        return Judgement::without_steps(verdict);
     }
-    let compile = record.steps.iter().find(|s| s.name == "compile");
-    let run = record.steps.iter().find(|s| s.name == "run");
+    let compile = record.steps.iter().find(|s| s.name == StepName::Compile);
+    let run = record.steps.iter().find(|s| s.name == StepName::Run);
     let compile_report = compile.map(report);
+    let stopped_at_compile = |verdict| Judgement {
+        verdict,
+        compile: compile_report.clone(),
+        run: None,
+    };
     if let Some(c) = compile {
         if c.termination == Termination::Cancelled {
-            return (Verdict::Cancelled, compile_report, None);
+            return stopped_at_compile(Verdict::Cancelled);
         }
         if !succeeded(c) {
-            return (Verdict::CompileError, compile_report, None);
+            return stopped_at_compile(Verdict::CompileError);
         }
     }
     let Some(run) = run else {
@@ -39,9 +68,13 @@ pub fn judge(record: &ShimRecord) -> (Verdict, Option<StepReport>, Option<StepRe
         } else {
             Verdict::InternalError
         };
-        return (verdict, compile_report, None);
+        return stopped_at_compile(verdict);
     };
-    (step_verdict(run), compile_report, Some(report(run)))
+    Judgement {
+        verdict: step_verdict(run),
+        compile: compile_report,
+        run: Some(report(run)),
+    }
 }
 
 fn succeeded(step: &StepOutcome) -> bool {
@@ -66,16 +99,16 @@ pub fn step_verdict(step: &StepOutcome) -> Verdict {
 /// Output as the client gets it: text when it is UTF-8, base64 otherwise. When the output was
 /// cut at the cap, a character split by the cut is dropped rather than turning everything into
 /// base64.
-pub fn encode_output(bytes: &[u8], truncated: bool) -> (String, OutputEncoding) {
+pub fn encode_output(bytes: &[u8], truncated: bool) -> (String, Encoding) {
     match std::str::from_utf8(bytes) {
-        Ok(text) => (text.to_string(), OutputEncoding::Utf8),
+        Ok(text) => (text.to_string(), Encoding::Utf8),
         Err(e) if truncated && e.error_len().is_none() => {
             let text = std::str::from_utf8(&bytes[..e.valid_up_to()]).expect("valid prefix");
-            (text.to_string(), OutputEncoding::Utf8)
+            (text.to_string(), Encoding::Utf8)
         }
         Err(_) => (
             base64::engine::general_purpose::STANDARD.encode(bytes),
-            OutputEncoding::Base64,
+            Encoding::Base64,
         ),
     }
 }
@@ -130,13 +163,13 @@ mod tests {
     use crate::bytes::Base64Bytes;
 
     fn step(
-        name: &str,
+        name: StepName,
         termination: Termination,
         exit: Option<i32>,
         sig: Option<i32>,
     ) -> StepOutcome {
         StepOutcome {
-            name: name.into(),
+            name,
             termination,
             exit_code: exit,
             signal: sig,
@@ -160,8 +193,12 @@ mod tests {
 
     #[test]
     fn clean_exit_is_ok() {
-        let (v, c, r) = judge(&record(vec![step(
-            "run",
+        let Judgement {
+            verdict: v,
+            compile: c,
+            run: r,
+        } = judge(&record(vec![step(
+            StepName::Run,
             Termination::Exited,
             Some(0),
             None,
@@ -173,8 +210,12 @@ mod tests {
 
     #[test]
     fn failed_compile_has_no_run() {
-        let (v, c, r) = judge(&record(vec![step(
-            "compile",
+        let Judgement {
+            verdict: v,
+            compile: c,
+            run: r,
+        } = judge(&record(vec![step(
+            StepName::Compile,
             Termination::Exited,
             Some(1),
             None,
@@ -186,32 +227,37 @@ mod tests {
 
     #[test]
     fn cancelled_before_a_step_or_between_steps() {
-        assert_eq!(judge(&record(vec![])).0, Verdict::Cancelled);
-        let compiled = step("compile", Termination::Exited, Some(0), None);
-        let (v, c, r) = judge(&record(vec![compiled.clone()]));
+        assert_eq!(judge(&record(vec![])).verdict, Verdict::Cancelled);
+        let compiled = step(StepName::Compile, Termination::Exited, Some(0), None);
+        let Judgement {
+            verdict: v,
+            compile: c,
+            run: r,
+        } = judge(&record(vec![compiled.clone()]));
         assert_eq!(v, Verdict::Cancelled);
         assert!(c.is_some() && r.is_none());
-        let cancelled_compile = step("compile", Termination::Cancelled, None, Some(9));
+        let cancelled_compile = step(StepName::Compile, Termination::Cancelled, None, Some(9));
         assert_eq!(
-            judge(&record(vec![cancelled_compile])).0,
+            judge(&record(vec![cancelled_compile])).verdict,
             Verdict::Cancelled
         );
         let mut failed = record(vec![compiled]);
         failed.error = Some("the shim broke".into());
-        assert_eq!(judge(&failed).0, Verdict::InternalError);
+        assert_eq!(judge(&failed).verdict, Verdict::InternalError);
         let mut nothing = record(vec![]);
         nothing.error = Some("invalid job".into());
-        assert_eq!(judge(&nothing).0, Verdict::InternalError);
+        assert_eq!(judge(&nothing).verdict, Verdict::InternalError);
     }
 
     #[test]
     fn compile_timeout_is_compile_error() {
-        let (v, _, _) = judge(&record(vec![step(
-            "compile",
+        let v = judge(&record(vec![step(
+            StepName::Compile,
             Termination::WallTimeout,
             None,
             Some(9),
-        )]));
+        )]))
+        .verdict;
         assert_eq!(v, Verdict::CompileError);
     }
 
@@ -253,10 +299,11 @@ mod tests {
             (Termination::StartFailed, None, None, Verdict::RuntimeError),
         ];
         for (t, exit, sig, want) in cases {
-            let (v, _, _) = judge(&record(vec![
-                step("compile", Termination::Exited, Some(0), None),
-                step("run", t, exit, sig),
-            ]));
+            let v = judge(&record(vec![
+                step(StepName::Compile, Termination::Exited, Some(0), None),
+                step(StepName::Run, t, exit, sig),
+            ]))
+            .verdict;
             assert_eq!(v, want, "{t:?} exit={exit:?} sig={sig:?}");
         }
     }
@@ -265,19 +312,19 @@ mod tests {
     fn shim_failure_is_internal_error() {
         let mut rec = record(vec![]);
         rec.error = Some("cannot create workspace".into());
-        assert_eq!(judge(&rec).0, Verdict::InternalError);
+        assert_eq!(judge(&rec).verdict, Verdict::InternalError);
     }
 
     #[test]
     fn non_utf8_output_is_base64_with_a_marker() {
-        let r = report(&step("run", Termination::Exited, Some(0), None));
+        let r = report(&step(StepName::Run, Termination::Exited, Some(0), None));
         assert_eq!(
             (r.stderr.as_str(), r.stderr_encoding),
-            ("/w==", OutputEncoding::Base64)
+            ("/w==", Encoding::Base64)
         );
         assert_eq!(
             (r.stdout.as_str(), r.stdout_encoding),
-            ("out", OutputEncoding::Utf8)
+            ("out", Encoding::Utf8)
         );
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["stderr_encoding"], "base64");
@@ -291,12 +338,9 @@ mod tests {
     fn a_character_split_by_truncation_is_dropped_not_base64() {
         let bytes = "héé".as_bytes();
         let cut = &bytes[..bytes.len() - 1];
-        assert_eq!(
-            encode_output(cut, true),
-            ("hé".to_string(), OutputEncoding::Utf8)
-        );
-        assert_eq!(encode_output(cut, false).1, OutputEncoding::Base64);
-        assert_eq!(encode_output(b"a\xffb", true).1, OutputEncoding::Base64);
+        assert_eq!(encode_output(cut, true), ("hé".to_string(), Encoding::Utf8));
+        assert_eq!(encode_output(cut, false).1, Encoding::Base64);
+        assert_eq!(encode_output(b"a\xffb", true).1, Encoding::Base64);
     }
 
     #[test]

@@ -391,8 +391,13 @@ async fn execute(
     tracing::debug!(writes, "live events written");
     let judged = match outcome {
         Ok(record) => {
-            let (verdict, compile, run) = judge(&record);
-            (verdict, compile, run, record.error)
+            let judgement = judge(&record);
+            (
+                judgement.verdict,
+                judgement.compile,
+                judgement.run,
+                record.error,
+            )
         }
         Err(e) if e.is_retryable() => return Outcome::Retry(e, run),
         Err(e) => (Verdict::InternalError, None, None, Some(e.to_string())),

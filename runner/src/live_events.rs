@@ -7,6 +7,7 @@ use rce_pool::LiveEvent;
 use rce_protocol::events::{EventKind, Utf8Chunker, STREAM_MAX_LEN};
 use rce_protocol::redis_keys;
 use rce_protocol::shim::OutputStream;
+use rce_protocol::step::StepName;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -67,7 +68,7 @@ impl EntryBuilder {
             }
             LiveEvent::Truncated(step) => {
                 self.flush(out);
-                let cap = if step == "compile" {
+                let cap = if step == StepName::Compile {
                     self.caps.compile
                 } else {
                     self.caps.run
@@ -173,7 +174,7 @@ mod tests {
     fn steps_output_and_truncation_become_entries() {
         let euro = "€".as_bytes();
         let out = build(vec![
-            LiveEvent::Step("run".into()),
+            LiveEvent::Step(StepName::Run),
             LiveEvent::Output {
                 stream: OutputStream::Stdout,
                 data: vec![b'a', euro[0]],
@@ -186,7 +187,7 @@ mod tests {
                 stream: OutputStream::Stdout,
                 data: euro[1..].to_vec(),
             },
-            LiveEvent::Truncated("run".into()),
+            LiveEvent::Truncated(StepName::Run),
         ]);
         assert_eq!(
             out,
@@ -209,12 +210,12 @@ mod tests {
     #[test]
     fn a_cut_character_is_flushed_at_the_next_step() {
         let out = build(vec![
-            LiveEvent::Step("compile".into()),
+            LiveEvent::Step(StepName::Compile),
             LiveEvent::Output {
                 stream: OutputStream::Stderr,
                 data: vec![0xC3],
             },
-            LiveEvent::Step("run".into()),
+            LiveEvent::Step(StepName::Run),
         ]);
         assert_eq!(out[1], (EventKind::Stderr, "\u{FFFD}".into()));
         assert_eq!(out[2].0, EventKind::Status);

@@ -127,6 +127,7 @@ pub fn child_spec(workspace: &str, uid: u32, step: &ShimStep) -> Result<ChildSpe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rce_protocol::step::StepName;
 
     fn limits() -> StepLimits {
         StepLimits {
@@ -219,7 +220,7 @@ mod tests {
     #[test]
     fn child_spec_rejects_nul_and_empty_argv() {
         let mut step = ShimStep {
-            name: "run".into(),
+            name: StepName::Run,
             argv: vec![],
             env: BTreeMap::new(),
             stdin: Default::default(),

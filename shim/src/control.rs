@@ -13,6 +13,7 @@
 
 use crate::sys;
 use rce_protocol::shim::{ShimControl, ShimStep};
+use rce_protocol::step::StepName;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
@@ -25,7 +26,7 @@ pub const MAX_CONTROL_LINE: usize = 16 << 20;
 /// Interactive input waiting for the program to read it.
 pub const MAX_BUFFERED_INPUT: usize = 8 << 20;
 /// The only step that reads interactive input; compile steps never see it.
-pub const RUN_STEP: &str = "run";
+pub const RUN_STEP: StepName = StepName::Run;
 
 const READ_CHUNK: usize = 64 << 10;
 /// Read at most this much per wake-up, so a runner flooding the channel cannot keep the step's

@@ -9,6 +9,7 @@
 use crate::sys;
 use rce_protocol::bytes::Base64Bytes;
 use rce_protocol::shim::{Baseline, OutputStream, ShimMessage, ShimRecord};
+use rce_protocol::step::StepName;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -54,10 +55,8 @@ impl MessageWriter {
         }
     }
 
-    pub fn step(&mut self, name: &str) {
-        self.send(&ShimMessage::Step {
-            name: name.to_string(),
-        });
+    pub fn step(&mut self, name: StepName) {
+        self.send(&ShimMessage::Step { name });
     }
 
     pub fn output(&mut self, stream: OutputStream, data: &[u8]) {
@@ -70,10 +69,8 @@ impl MessageWriter {
         });
     }
 
-    pub fn truncated(&mut self, step: &str) {
-        self.send(&ShimMessage::Truncated {
-            step: step.to_string(),
-        });
+    pub fn truncated(&mut self, step: StepName) {
+        self.send(&ShimMessage::Truncated { step });
     }
 
     /// What the job did, before its cleanup (see `ShimMessage::Outcome`).
@@ -206,10 +203,10 @@ mod tests {
     #[test]
     fn partial_and_interrupted_writes_still_make_whole_lines() {
         let (mut w, shared) = flaky();
-        w.step("run");
+        w.step(StepName::Run);
         w.output(OutputStream::Stdout, b"hello, world\n");
         w.output(OutputStream::Stderr, b"");
-        w.truncated("run");
+        w.truncated(StepName::Run);
         w.record(ShimRecord {
             job_id: "j".into(),
             clean: true,
@@ -217,23 +214,23 @@ mod tests {
         });
         let got = lines(&shared.borrow().data);
         assert_eq!(got.len(), 4, "empty output is not sent");
-        assert!(matches!(&got[0], ShimMessage::Step { name } if name == "run"));
+        assert!(matches!(&got[0], ShimMessage::Step { name } if *name == StepName::Run));
         assert!(
             matches!(&got[1], ShimMessage::Output { stream: OutputStream::Stdout, data }
             if data.0 == b"hello, world\n")
         );
-        assert!(matches!(&got[2], ShimMessage::Truncated { step } if step == "run"));
+        assert!(matches!(&got[2], ShimMessage::Truncated { step } if *step == StepName::Run));
         assert!(matches!(&got[3], ShimMessage::Record(r) if r.job_id == "j"));
     }
 
     #[test]
     fn a_failed_write_silences_the_writer_without_panicking() {
         let (mut w, shared) = flaky();
-        w.step("compile");
+        w.step(StepName::Compile);
         shared.borrow_mut().fail = true;
         w.output(OutputStream::Stdout, b"lost");
         shared.borrow_mut().fail = false;
-        w.step("run");
+        w.step(StepName::Run);
         w.record(ShimRecord::default());
         assert_eq!(lines(&shared.borrow().data).len(), 1);
     }

@@ -92,7 +92,7 @@ fn os_error_text(errno: i32) -> String {
 
 fn empty_outcome(step: &ShimStep, termination: Termination) -> StepOutcome {
     StepOutcome {
-        name: step.name.clone(),
+        name: step.name,
         termination,
         exit_code: None,
         signal: None,
@@ -133,7 +133,7 @@ pub fn run(
     control: &mut Control,
     out: &mut MessageWriter,
 ) -> StepReport {
-    out.step(&step.name);
+    out.step(step.name);
     let mut spec = match command::child_spec(ws.path_str(), uid, step) {
         Ok(spec) => spec,
         Err(msg) => {
@@ -499,7 +499,7 @@ impl<'a> Watch<'a> {
         }
         if self.capture.truncated && !self.truncation_sent {
             self.truncation_sent = true;
-            self.out.truncated(&self.step.name);
+            self.out.truncated(self.step.name);
         }
     }
 
@@ -582,7 +582,7 @@ impl<'a> Watch<'a> {
         };
         StepReport {
             outcome: StepOutcome {
-                name: self.step.name.clone(),
+                name: self.step.name,
                 termination,
                 exit_code,
                 signal,
@@ -611,6 +611,7 @@ fn nonblocking(fd: OwnedFd) -> File {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rce_protocol::step::StepName;
 
     #[test]
     fn the_shims_kill_reason_wins() {
@@ -673,7 +674,7 @@ mod tests {
     #[test]
     fn only_a_clean_exit_continues() {
         let step = ShimStep {
-            name: "compile".into(),
+            name: StepName::Compile,
             argv: vec!["x".into()],
             env: Default::default(),
             stdin: Default::default(),
