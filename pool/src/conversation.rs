@@ -2,7 +2,7 @@
 //! reached (a `docker exec`, or the agent's attached stream): the job line in, then control
 //! lines for as long as the job runs; live events and the record out.
 
-use crate::error::PoolError;
+use crate::error::{PoolError, StreamError};
 use bollard::container::LogOutput;
 use futures_util::{Stream, StreamExt};
 use rce_protocol::shim::{OutputStream, ShimControl, ShimMessage, ShimRecord};
@@ -87,11 +87,8 @@ pub async fn converse<W: AsyncWrite + Unpin + ?Sized>(
     input
         .write_all(&payload)
         .await
-        .map_err(|e| PoolError::Stream(format!("writing the job: {e}")))?;
-    input
-        .flush()
-        .await
-        .map_err(|e| PoolError::Stream(format!("writing the job: {e}")))?;
+        .map_err(StreamError::WriteJob)?;
+    input.flush().await.map_err(StreamError::WriteJob)?;
     drop(payload);
     let JobChannels { mut control, live } = channels;
     // Dropped at the outcome: nothing live follows it, and the live writer may finish.
@@ -157,17 +154,8 @@ pub async fn converse<W: AsyncWrite + Unpin + ?Sized>(
     let record = match ending {
         Ending::Done => match (done, record) {
             (Some(_), Some(record)) => record,
-            (Some(failure), None) => {
-                return Err(PoolError::Stream(format!(
-                    "the job's shim ended without a record ({})",
-                    failure.as_deref().unwrap_or("exit 0")
-                )))
-            }
-            (None, _) => {
-                return Err(PoolError::Stream(
-                    "the container's stream ended mid-job (its agent died)".into(),
-                ))
-            }
+            (Some(failure), None) => return Err(StreamError::EndedWithoutRecord { failure }.into()),
+            (None, _) => return Err(StreamError::EndedMidJob.into()),
         },
         Ending::StreamEnd => match record {
             Some(record) => record,
@@ -178,9 +166,9 @@ pub async fn converse<W: AsyncWrite + Unpin + ?Sized>(
             }
             // A record without its newline, or the stream cut mid-line: the container (or the
             // engine) died under the shim, which is the platform's fault and worth a retry.
-            None => rce_protocol::shim::parse_record(lines.rest()).map_err(|e| {
-                PoolError::Stream(format!("the shim's output ended mid-line ({e})"))
-            })?,
+            None => {
+                rce_protocol::shim::parse_record(lines.rest()).map_err(StreamError::CutMidLine)?
+            }
         },
     };
     check_job_id(&record, job_id)?;
@@ -199,10 +187,11 @@ fn check_job_id(record: &ShimRecord, job_id: &str) -> Result<(), PoolError> {
     if record.job_id == job_id {
         return Ok(());
     }
-    Err(PoolError::Stream(format!(
-        "the shim answered for job {:?} instead of {job_id:?}",
-        record.job_id
-    )))
+    Err(StreamError::WrongJob {
+        expected: job_id.to_string(),
+        got: record.job_id.clone(),
+    }
+    .into())
 }
 
 async fn forward(live: &mpsc::Sender<LiveEvent>, message: ShimMessage) {
@@ -239,7 +228,7 @@ impl LineSplitter {
             }
         }
         if self.buf.len() > MAX_LINE_BYTES {
-            return Err(PoolError::Stream("the shim printed an endless line".into()));
+            return Err(StreamError::EndlessLine.into());
         }
         Ok(lines)
     }
@@ -247,6 +236,120 @@ impl LineSplitter {
     /// What is left without a final newline.
     pub fn rest(&self) -> &[u8] {
         &self.buf
+    }
+}
+
+/// An in-memory stand-in for the far end of the wire, for tests: what the runner writes lands
+/// in [`TestWire::shim_stdin`], and the chunks queued on [`TestWire::shim_stdout`] are what it
+/// reads as the shim's stdout, frame by frame, exactly as the engine would hand them over.
+/// Dropping `shim_stdout` ends the stream, as a container that exits does.
+#[cfg(test)]
+pub(crate) mod test_wire {
+    use super::*;
+    use rce_protocol::bytes::Base64Bytes;
+    use rce_protocol::shim::{StepOutcome, Termination};
+    use tokio::io::DuplexStream;
+
+    pub struct TestWire {
+        /// The runner's end of the shim's stdin.
+        pub input: DuplexStream,
+        /// The shim's end of its stdin: the job line and control lines arrive here.
+        pub shim_stdin: DuplexStream,
+        pub output: Frames,
+        pub shim_stdout: mpsc::UnboundedSender<LogOutput>,
+    }
+
+    impl TestWire {
+        pub fn new() -> Self {
+            let (input, shim_stdin) = tokio::io::duplex(1 << 20);
+            let (shim_stdout, frames) = mpsc::unbounded_channel();
+            let output: Frames = Box::pin(futures_util::stream::unfold(frames, |mut rx| async {
+                rx.recv().await.map(|frame| (Ok(frame), rx))
+            }));
+            Self {
+                input,
+                shim_stdin,
+                output,
+                shim_stdout,
+            }
+        }
+
+        /// Queues `bytes` as stdout frames of at most `frame` bytes each, so lines are cut
+        /// across frames the way the engine's buffering cuts them.
+        pub fn say(&self, bytes: &[u8], frame: usize) {
+            for chunk in bytes.chunks(frame) {
+                self.shim_stdout
+                    .send(LogOutput::StdOut {
+                        message: chunk.to_vec().into(),
+                    })
+                    .unwrap();
+            }
+        }
+
+        /// What the runner wrote to the shim so far.
+        pub async fn heard(&mut self) -> Vec<u8> {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0; 1 << 20];
+            let n = self.shim_stdin.read(&mut buf).await.unwrap();
+            buf.truncate(n);
+            buf
+        }
+    }
+
+    pub fn line(message: &ShimMessage) -> Vec<u8> {
+        let mut line = serde_json::to_vec(message).unwrap();
+        line.push(b'\n');
+        line
+    }
+
+    /// What a shim reports for job `job_id` whose run step printed `hi`.
+    pub fn outcome(job_id: &str) -> ShimRecord {
+        ShimRecord {
+            job_id: job_id.into(),
+            steps: vec![StepOutcome {
+                name: StepName::Run,
+                termination: Termination::Exited,
+                exit_code: Some(0),
+                signal: None,
+                wall_ms: 3,
+                cpu_ms: 2,
+                memory_kb: 900,
+                stdout: Base64Bytes(b"hi\n".to_vec()),
+                stderr: Base64Bytes::default(),
+                truncated: false,
+            }],
+            clean: false,
+            error: None,
+        }
+    }
+
+    /// The final record after an outcome: no steps (they were in the outcome), only `clean`.
+    pub fn clean_record(job_id: &str) -> ShimRecord {
+        ShimRecord {
+            job_id: job_id.into(),
+            clean: true,
+            ..ShimRecord::default()
+        }
+    }
+
+    /// Everything a shim prints for a job that ran and was cleaned up.
+    pub fn whole_job(job_id: &str) -> Vec<u8> {
+        [
+            line(&ShimMessage::Step {
+                name: StepName::Run,
+            }),
+            line(&ShimMessage::Output {
+                stream: OutputStream::Stdout,
+                data: Base64Bytes(b"hi\n".to_vec()),
+            }),
+            line(&ShimMessage::Outcome(outcome(job_id))),
+            line(&ShimMessage::Record(clean_record(job_id))),
+        ]
+        .concat()
+    }
+
+    pub fn done() -> Vec<u8> {
+        line(&ShimMessage::Done { failure: None })
     }
 }
 
@@ -264,5 +367,208 @@ mod tests {
             vec![b"{\"a\":1}\n".to_vec(), b"{\"b\":2}\n".to_vec()]
         );
         assert_eq!(s.rest(), b"{\"c\"");
+    }
+
+    use super::test_wire::{clean_record, done, line, outcome, whole_job, TestWire};
+    use crate::error::StreamError;
+    use rce_protocol::shim::RecordError;
+
+    /// Runs one conversation over `wire` for job `j1`; returns its end, the live events it
+    /// forwarded and the early outcome, if any.
+    async fn converse_j1(
+        wire: &mut TestWire,
+        ending: Ending,
+    ) -> (
+        Result<ShimRecord, PoolError>,
+        Vec<LiveEvent>,
+        Option<ShimRecord>,
+    ) {
+        let (live_tx, mut live_rx) = mpsc::channel(64);
+        let (_control_tx, control) = mpsc::unbounded_channel();
+        let (early_tx, early_rx) = oneshot::channel();
+        let handoff = Handoff {
+            job_id: "j1",
+            line: b"{\"job\":\"j1\"}\n".to_vec(),
+            ending,
+            early: Some(early_tx),
+        };
+        let channels = JobChannels {
+            control,
+            live: live_tx,
+        };
+        let mut lines = LineSplitter::default();
+        let end = converse(
+            &mut wire.input,
+            &mut wire.output,
+            &mut lines,
+            handoff,
+            channels,
+        )
+        .await;
+        let mut live = Vec::new();
+        while let Ok(event) = live_rx.try_recv() {
+            live.push(event);
+        }
+        (end, live, early_rx.await.ok())
+    }
+
+    #[tokio::test]
+    async fn an_agent_job_ends_at_its_done_line_with_outcome_and_clean_record() {
+        let mut wire = TestWire::new();
+        // Frames of 7 bytes: every line arrives cut across several of them.
+        wire.say(&[whole_job("j1"), done()].concat(), 7);
+        let (end, live, early) = converse_j1(&mut wire, Ending::Done).await;
+        let record = end.expect("a whole job");
+        assert_eq!(record.job_id, "j1");
+        assert_eq!(
+            record.steps,
+            outcome("j1").steps,
+            "steps come from the outcome"
+        );
+        assert!(record.clean, "clean comes from the final record");
+        assert_eq!(
+            live,
+            [
+                LiveEvent::Step(StepName::Run),
+                LiveEvent::Output {
+                    stream: OutputStream::Stdout,
+                    data: b"hi\n".to_vec()
+                }
+            ]
+        );
+        assert_eq!(early.expect("the outcome, early").steps, record.steps);
+        assert_eq!(
+            wire.heard().await,
+            b"{\"job\":\"j1\"}\n",
+            "the job line, whole"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_agent_stream_that_ends_before_done_is_the_agent_dying() {
+        let mut wire = TestWire::new();
+        // Even a whole record is not the end in agent mode: only `done` is.
+        wire.say(&whole_job("j1"), 4096);
+        end_stream(&mut wire);
+        let (end, _, _) = converse_j1(&mut wire, Ending::Done).await;
+        let err = end.expect_err("no done line");
+        assert!(
+            matches!(err, PoolError::Stream(StreamError::EndedMidJob)),
+            "{err:?}"
+        );
+        assert!(err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn done_without_a_record_says_how_the_shim_ended() {
+        let mut wire = TestWire::new();
+        wire.say(
+            &line(&ShimMessage::Done {
+                failure: Some("killed by signal 9".into()),
+            }),
+            4096,
+        );
+        let (end, _, early) = converse_j1(&mut wire, Ending::Done).await;
+        let err = end.expect_err("no record");
+        assert!(
+            matches!(&err, PoolError::Stream(StreamError::EndedWithoutRecord { failure: Some(f) }) if f == "killed by signal 9"),
+            "{err:?}"
+        );
+        assert!(early.is_none(), "no outcome was sent");
+    }
+
+    #[tokio::test]
+    async fn a_record_for_another_job_is_never_attributed() {
+        let mut wire = TestWire::new();
+        wire.say(&line(&ShimMessage::Record(outcome("j2"))), 4096);
+        end_stream(&mut wire);
+        let (end, _, _) = converse_j1(&mut wire, Ending::StreamEnd).await;
+        let err = end.expect_err("another job's record");
+        assert!(
+            matches!(&err, PoolError::Stream(StreamError::WrongJob { expected, got }) if expected == "j1" && got == "j2"),
+            "{err:?}"
+        );
+        // The same for an outcome, which would otherwise be published at once.
+        let mut wire = TestWire::new();
+        wire.say(&[whole_job("j2"), done()].concat(), 4096);
+        let (end, _, early) = converse_j1(&mut wire, Ending::Done).await;
+        let err = end.expect_err("another job's outcome");
+        assert!(
+            matches!(&err, PoolError::Stream(StreamError::WrongJob { got, .. }) if got == "j2"),
+            "{err:?}"
+        );
+        assert!(early.is_none(), "never handed on as this job's outcome");
+    }
+
+    #[tokio::test]
+    async fn an_exec_stream_cut_mid_line_is_a_platform_fault() {
+        let record = line(&ShimMessage::Record(outcome("j1")));
+        let mut wire = TestWire::new();
+        wire.say(&record[..record.len() / 2], 16);
+        end_stream(&mut wire);
+        let (end, _, _) = converse_j1(&mut wire, Ending::StreamEnd).await;
+        let err = end.expect_err("half a record");
+        assert!(
+            matches!(
+                err,
+                PoolError::Stream(StreamError::CutMidLine(RecordError::Invalid(_)))
+            ),
+            "{err:?}"
+        );
+        assert!(err.is_retryable(), "the container died under the shim");
+    }
+
+    #[tokio::test]
+    async fn an_exec_record_missing_only_its_newline_still_counts() {
+        let record = line(&ShimMessage::Record(outcome("j1")));
+        let mut wire = TestWire::new();
+        wire.say(&record[..record.len() - 1], 16);
+        end_stream(&mut wire);
+        let (end, _, _) = converse_j1(&mut wire, Ending::StreamEnd).await;
+        assert_eq!(end.expect("a whole record").steps, outcome("j1").steps);
+    }
+
+    #[tokio::test]
+    async fn an_exec_stream_that_ends_silently_has_no_record() {
+        let mut wire = TestWire::new();
+        end_stream(&mut wire);
+        let (end, _, _) = converse_j1(&mut wire, Ending::StreamEnd).await;
+        let err = end.expect_err("nothing said");
+        assert!(
+            matches!(err, PoolError::Record(RecordError::Missing(0))),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_that_is_no_message_is_unreadable() {
+        let mut wire = TestWire::new();
+        wire.say(b"{\"type\":\"record\",\"oops\":1}\n", 4096);
+        wire.say(&line(&ShimMessage::Record(clean_record("j1"))), 4096);
+        end_stream(&mut wire);
+        let (end, _, _) = converse_j1(&mut wire, Ending::StreamEnd).await;
+        let err = end.expect_err("garbage first");
+        assert!(
+            matches!(err, PoolError::Record(RecordError::Invalid(_))),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_endless_line_is_refused() {
+        let mut s = LineSplitter::default();
+        let err = s
+            .push(&vec![b'x'; MAX_LINE_BYTES + 1])
+            .expect_err("too long");
+        assert!(
+            matches!(err, PoolError::Stream(StreamError::EndlessLine)),
+            "{err:?}"
+        );
+    }
+
+    /// The container exits: its stream ends after what was queued.
+    fn end_stream(wire: &mut TestWire) {
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut wire.shim_stdout, closed));
     }
 }

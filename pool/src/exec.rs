@@ -2,7 +2,7 @@
 //! stdin, live events and last the record out on its stdout.
 
 use crate::conversation::{converse, Ending, Handoff, JobChannels, LineSplitter};
-use crate::error::PoolError;
+use crate::error::{PoolError, StreamError};
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::Docker;
 use rce_protocol::shim::{ShimJob, ShimRecord, SHIM_PATH};
@@ -46,7 +46,7 @@ pub async fn run_job(
         mut input,
     } = started
     else {
-        return Err(PoolError::Stream("exec started detached".into()));
+        return Err(StreamError::Detached.into());
     };
     let mut lines = LineSplitter::default();
     let handoff = Handoff {

@@ -7,7 +7,7 @@
 
 use crate::cgroup_delegation::CgroupDelegation;
 use crate::conversation::JobChannels;
-use crate::error::PoolError;
+use crate::error::{PoolError, StreamError};
 use crate::exec;
 use crate::job_plan::{deadline_ms, job_uid, shim_job, UidBlocks, UidRange, UidRangeError};
 use crate::labels;
@@ -198,11 +198,9 @@ impl LanguagePool {
             Ok(outcome) => Ok(outcome),
             // No outcome (the job failed before its steps, or the shim or its container did):
             // the end of the conversation says what happened.
-            Err(_) => finish.await.unwrap_or_else(|e| {
-                Err(PoolError::Stream(format!(
-                    "the job's container task failed: {e}"
-                )))
-            }),
+            Err(_) => finish
+                .await
+                .unwrap_or_else(|e| Err(StreamError::TaskFailed(e).into())),
         }
     }
 

@@ -3,7 +3,7 @@
 use crate::agent::AgentLink;
 use crate::cgroup_delegation::CgroupDelegation;
 use crate::container_spec::{container_body, place_cgroup, CgroupPlacement};
-use crate::error::PoolError;
+use crate::error::{PoolError, StreamError};
 use crate::job_plan::{UidBlock, UidBlocks};
 use bollard::container::LogOutput;
 use bollard::query_parameters::{
@@ -92,11 +92,7 @@ impl ContainerManager {
         };
         let started = tokio::time::timeout(BASELINE_TIMEOUT, started)
             .await
-            .unwrap_or_else(|_| {
-                Err(PoolError::Stream(
-                    "the container reported no baseline".into(),
-                ))
-            });
+            .unwrap_or_else(|_| Err(StreamError::NoBaseline.into()));
         let (baseline, agent) = match started {
             Ok(started) => started,
             Err(e) => {
@@ -121,13 +117,14 @@ impl ContainerManager {
 
 /// The resting state in the first line the main process printed (`whose` names that line in
 /// the error), the same for the idle shim's log and the agent's stream.
-pub(crate) fn baseline_line(first: &[u8], whose: &str) -> Result<Baseline, PoolError> {
+pub(crate) fn baseline_line(first: &[u8], whose: &'static str) -> Result<Baseline, PoolError> {
     match serde_json::from_slice::<ShimMessage>(first) {
         Ok(ShimMessage::Baseline(baseline)) => Ok(baseline),
-        _ => Err(PoolError::Stream(format!(
-            "{whose} is not its baseline: {:?}",
-            String::from_utf8_lossy(&first[..first.len().min(200)])
-        ))),
+        _ => Err(StreamError::NotBaseline {
+            whose,
+            line: String::from_utf8_lossy(&first[..first.len().min(200)]).into_owned(),
+        }
+        .into()),
     }
 }
 
