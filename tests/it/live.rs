@@ -711,3 +711,38 @@ async fn input_after_an_idle_wait_is_echoed_at_once() {
         "an echo after 8 s idle took {round_trip:?}"
     );
 }
+
+/// A request to a WebSocket route that is not a handshake gets the documented JSON error naming
+/// the header that is wrong, not axum's plain text.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_websocket_handshake_is_a_json_400() {
+    let app = app();
+    let id = submit(&app, json!({"language": "python", "source": "print(1)"})).await;
+    for path in [format!("/v1/jobs/{id}/ws"), "/v1/jobs/ws".to_string()] {
+        let resp = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        let body: Value = resp.json().await.expect("a JSON error body");
+        assert_eq!(body["error"]["code"], "malformed_request", "{path}: {body}");
+        assert_eq!(body["error"]["field"], "Connection", "{path}: {body}");
+        let resp = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        let body: Value = resp.json().await.expect("a JSON error body");
+        assert_eq!(
+            body["error"]["field"], "Sec-WebSocket-Key",
+            "{path}: {body}"
+        );
+    }
+}

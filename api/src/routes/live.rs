@@ -10,6 +10,7 @@ use crate::job_id::JobId;
 use crate::job_store::StdinChunk;
 use crate::job_view::JobView;
 use crate::submission;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -155,8 +156,9 @@ pub async fn attach(
     State(state): State<AppState>,
     id: JobId,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let ws = ws.map_err(handshake_error)?;
     let from = start_from(&headers)?;
     existing_job(&state, &id).await?;
     let interactive = state
@@ -171,10 +173,47 @@ pub async fn attach(
 }
 
 /// `GET /v1/jobs/ws`: the first message submits the job.
-pub async fn submit_and_attach(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(state.max_body_bytes)
+pub async fn submit_and_attach(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let ws = ws.map_err(handshake_error)?;
+    Ok(ws
+        .max_message_size(state.max_body_bytes)
         .on_upgrade(move |socket| session(state, socket, None, "0".into()))
-        .into_response()
+        .into_response())
+}
+
+/// A request to a WebSocket route that is not a usable handshake, in the documented error shape
+/// (axum's own answer is plain text, which clients parsing our errors cannot read). The field is
+/// the header the client got wrong, when there is one.
+fn handshake_error(r: WebSocketUpgradeRejection) -> ApiError {
+    use WebSocketUpgradeRejection as R;
+    let field = match &r {
+        R::InvalidConnectionHeader(_) => Some("Connection"),
+        R::InvalidUpgradeHeader(_) => Some("Upgrade"),
+        R::InvalidWebSocketVersionHeader(_) => Some("Sec-WebSocket-Version"),
+        R::WebSocketKeyHeaderMissing(_) => Some("Sec-WebSocket-Key"),
+        _ => None,
+    };
+    let status = r.status();
+    let code = if status == StatusCode::UPGRADE_REQUIRED {
+        "upgrade_required"
+    } else {
+        "malformed_request"
+    };
+    let e = ApiError::new(
+        status,
+        code,
+        format!(
+            "this route is a WebSocket: send a GET WebSocket handshake ({})",
+            r.body_text()
+        ),
+    );
+    match field {
+        Some(f) => e.field(f),
+        None => e,
+    }
 }
 
 async fn session(state: AppState, socket: WebSocket, job: Option<(String, bool)>, from: String) {
