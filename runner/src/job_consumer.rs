@@ -6,12 +6,12 @@
 //! and consumes again; while the Docker engine is down it cancels its consumer, so the broker
 //! keeps the jobs for runners that can run them.
 
-use crate::control::{self, ControlHub};
+use crate::control::{self, ControlHub, Registration};
 use crate::engine_watch::{Engine, EngineReady};
 use crate::live_events::{LiveEvents, StepCaps};
 use crate::metrics::RunnerMetrics;
 use crate::status_store::{Pickup, StatusStore, LEASE};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -24,12 +24,14 @@ use rce_broker::{BrokerLink, Session};
 use rce_pool::{JobChannels, LanguagePool, PoolError};
 use rce_protocol::job::JobMessage;
 use rce_protocol::result::{JobStatus, ResultMessage, Verdict};
+use rce_protocol::shim::{ShimControl, ShimRecord};
 use rce_protocol::topology::{Messaging, Topology};
-use rce_protocol::verdict::judge;
+use rce_protocol::verdict::{judge, Judgement};
 use rce_protocol::SCHEMA_VERSION;
 use rce_service::backoff::Backoff;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -306,12 +308,68 @@ async fn hand_back(delivery: &Delivery, ctx: &JobContext, reason: &str) {
 /// Runs the job and turns whatever happened into a result; never fails. Live output goes to the
 /// job's event stream and is all written before this returns, so the result (and the `done`
 /// event the recorder appends) always comes after the last output.
+///
+/// A job's life here: claim it (register for control, take the lease), keep the lease alive,
+/// run it in a warm container with its live channels, judge what the shim measured.
 async fn execute(
     job: &JobMessage,
     attempt: u32,
     pool: &Arc<LanguagePool>,
     ctx: &JobContext,
 ) -> Outcome {
+    // Identifies this execution: its lease on the job, and its right to hand the job back.
+    let run = format!("{}-{:016x}", ctx.runner_id, fastrand::u64(..));
+    let claim = match claim(job, attempt, pool, ctx, &run).await {
+        Ok(claim) => claim,
+        Err(outcome) => return outcome,
+    };
+    let _lease = keep_lease(ctx, &job.id, &run);
+    let end = match run_with_live_channels(job, pool, ctx, claim.control).await {
+        Ok(record) => JobEnd {
+            judgement: judge(&record),
+            error: record.error,
+        },
+        Err(e) if e.is_retryable() => return Outcome::Retry(e, run),
+        Err(e) => JobEnd {
+            judgement: Judgement::without_steps(Verdict::InternalError),
+            error: Some(e.to_string()),
+        },
+    };
+    let started_at = claim.started_at;
+    Outcome::Finished(Box::new(result_of(
+        job,
+        ctx,
+        started_at,
+        Some(started_at),
+        end,
+    )))
+}
+
+/// This run's hold on a job it may now start.
+struct Claim {
+    started_at: DateTime<Utc>,
+    /// Keeps the job registered for cancellation until the run ends.
+    _registration: Registration,
+    control: ControlLines,
+}
+
+/// The job's control channel: the sender feeds its interactive input, the receiver goes to
+/// the shim conversation; the hub holds another sender for cancellation.
+struct ControlLines {
+    sender: mpsc::UnboundedSender<ShimControl>,
+    receiver: mpsc::UnboundedReceiver<ShimControl>,
+}
+
+/// Registers the job for control and marks it running under `run`, waiting while another run
+/// of it is still live. `Err` carries what becomes of the delivery instead (a duplicate, a job
+/// cancelled before it started, or a pause at shutdown).
+async fn claim(
+    job: &JobMessage,
+    attempt: u32,
+    pool: &Arc<LanguagePool>,
+    ctx: &JobContext,
+    run: &str,
+) -> Result<Claim, Outcome> {
     let language = pool.language();
     let compile_ms = if language.is_compiled() {
         language.compile_limits.wall_time_ms
@@ -319,29 +377,37 @@ async fn execute(
         0
     };
     let limits_ms = compile_ms.saturating_add(job.limits.wall_time_ms);
-    // Identifies this execution: its lease on the job, and its right to hand the job back.
-    let run = format!("{}-{:016x}", ctx.runner_id, fastrand::u64(..));
     let mut waited = false;
-    let (started_at, _registration, control_tx, control_rx) = loop {
+    loop {
         let started_at = Utc::now();
         let limits_end = started_at
             .checked_add_signed(chrono::Duration::milliseconds(
                 limits_ms.min(i64::MAX as u64) as i64,
             ))
-            .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         // Registered before it is marked running: a cancel announced once it runs must find it.
-        if let Some((registration, tx, rx)) = ctx.control.try_register(&job.id) {
+        if let Some((registration, sender, receiver)) = ctx.control.try_register(&job.id) {
             let pickup = ctx
                 .status
-                .mark_running(&job.id, &run, started_at, attempt, limits_end)
+                .mark_running(&job.id, run, started_at, attempt, limits_end)
                 .await;
             match pickup {
-                Pickup::Run => break (started_at, registration, tx, rx),
-                Pickup::Finished => return Outcome::Duplicate,
+                Pickup::Run => {
+                    return Ok(Claim {
+                        started_at,
+                        _registration: registration,
+                        control: ControlLines { sender, receiver },
+                    })
+                }
+                Pickup::Finished => return Err(Outcome::Duplicate),
                 Pickup::Cancelled => {
                     tracing::info!("cancelled before it started: not running it");
-                    let result = result_of(job, ctx, started_at, None, cancelled());
-                    return Outcome::Finished(Box::new(result));
+                    let end = JobEnd {
+                        judgement: Judgement::without_steps(Verdict::Cancelled),
+                        error: None,
+                    };
+                    let result = result_of(job, ctx, started_at, None, end);
+                    return Err(Outcome::Finished(Box::new(result)));
                 }
                 Pickup::Busy => {}
             }
@@ -351,21 +417,32 @@ async fn execute(
             waited = true;
         }
         tokio::select! {
-            _ = ctx.shutdown.cancelled() => return Outcome::Paused,
+            _ = ctx.shutdown.cancelled() => return Err(Outcome::Paused),
             _ = tokio::time::sleep(BUSY_POLL) => {}
         }
-    };
-    let lease = {
-        let (status, id, run) = (ctx.status.clone(), job.id.clone(), run.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE / 3).await;
-                status.renew_lease(&id, &run).await;
-            }
-        })
-    };
-    let _lease = AbortOnDrop(lease);
-    let (live_tx, live_rx) = tokio::sync::mpsc::channel(256);
+    }
+}
+
+/// Renews the run's lease on the job until the returned guard is dropped.
+fn keep_lease(ctx: &JobContext, id: &str, run: &str) -> AbortOnDrop {
+    let (status, id, run) = (ctx.status.clone(), id.to_string(), run.to_string());
+    AbortOnDrop(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LEASE / 3).await;
+            status.renew_lease(&id, &run).await;
+        }
+    }))
+}
+
+/// Runs the job in a warm container while its live events are written to its stream and, for
+/// an interactive job, its input is forwarded; returns once every live event is written.
+async fn run_with_live_channels(
+    job: &JobMessage,
+    pool: &Arc<LanguagePool>,
+    ctx: &JobContext,
+    control: ControlLines,
+) -> Result<ShimRecord, PoolError> {
+    let (live_tx, live_rx) = mpsc::channel(256);
     let writer = {
         let caps = StepCaps {
             compile: pool.language().compile_limits.output_bytes,
@@ -374,56 +451,41 @@ async fn execute(
         let (live, id) = (ctx.live.clone(), job.id.clone());
         tokio::spawn(async move { live.forward(&id, caps, live_rx).await })
     };
+    let ControlLines { sender, receiver } = control;
     let stdin = job.interactive.then(|| {
         let (redis, id) = (ctx.redis.clone(), job.id.clone());
-        tokio::spawn(control::forward_stdin(redis, id, control_tx.clone()))
+        AbortOnDrop(tokio::spawn(control::forward_stdin(redis, id, sender)))
     });
-    drop(control_tx);
     let channels = JobChannels {
-        control: control_rx,
+        control: receiver,
         live: live_tx,
     };
     let outcome = pool.run(job, channels).await;
-    if let Some(task) = stdin {
-        task.abort();
-    }
+    drop(stdin);
     let writes = writer.await.unwrap_or(0);
     tracing::debug!(writes, "live events written");
-    let judged = match outcome {
-        Ok(record) => {
-            let judgement = judge(&record);
-            (
-                judgement.verdict,
-                judgement.compile,
-                judgement.run,
-                record.error,
-            )
-        }
-        Err(e) if e.is_retryable() => return Outcome::Retry(e, run),
-        Err(e) => (Verdict::InternalError, None, None, Some(e.to_string())),
-    };
-    let result = result_of(job, ctx, started_at, Some(started_at), judged);
-    Outcome::Finished(Box::new(result))
+    outcome
 }
 
-type Judged = (
-    Verdict,
-    Option<rce_protocol::result::StepReport>,
-    Option<rce_protocol::result::StepReport>,
-    Option<String>,
-);
-
-fn cancelled() -> Judged {
-    (Verdict::Cancelled, None, None, None)
+/// How a job ended, as its result tells it.
+struct JobEnd {
+    judgement: Judgement,
+    /// Why the platform failed, when it did.
+    error: Option<String>,
 }
 
 fn result_of(
     job: &JobMessage,
     ctx: &JobContext,
-    picked_up: chrono::DateTime<Utc>,
-    started_at: Option<chrono::DateTime<Utc>>,
-    (verdict, compile, run, error): Judged,
+    picked_up: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    JobEnd { judgement, error }: JobEnd,
 ) -> ResultMessage {
+    let Judgement {
+        verdict,
+        compile,
+        run,
+    } = judgement;
     let queue_ms = (picked_up - job.created_at).num_milliseconds().max(0) as u64;
     ResultMessage {
         schema: SCHEMA_VERSION,
