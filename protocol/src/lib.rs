@@ -7,6 +7,7 @@
 pub mod bytes;
 pub mod encoding;
 pub mod events;
+pub mod file_names;
 pub mod job;
 pub mod limits;
 pub mod redis_keys;

@@ -10,29 +10,15 @@ use std::io::Write;
 use std::os::unix::fs::{chown, fchown, DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// Directories the shim creates inside every workspace (TMPDIR and XDG_CACHE_HOME).
-pub const RESERVED: [&str; 2] = [".tmp", ".cache"];
+/// Directories the shim creates inside every workspace (TMPDIR and XDG_CACHE_HOME): the names
+/// the shared rule reserves, so no job file can collide with them.
+pub use rce_protocol::file_names::RESERVED;
 
-/// Why a file name is refused, or Ok.
+/// Why a file name is refused, or Ok: the same rule the api applied (`rce_protocol::file_names`),
+/// checked again because the shim trusts nothing it is handed.
 pub fn validate_name(name: &str) -> Result<(), String> {
-    let problem = if name.is_empty() {
-        "is empty"
-    } else if name.len() > 255 {
-        "is longer than 255 bytes"
-    } else if name.contains('/') {
-        "contains '/'"
-    } else if name.contains('\0') {
-        "contains a NUL byte"
-    } else if name == "." || name == ".." {
-        "is a directory reference"
-    } else if name.starts_with('-') {
-        "starts with '-'"
-    } else if RESERVED.contains(&name) {
-        "is reserved by the sandbox"
-    } else {
-        return Ok(());
-    };
-    Err(format!("invalid file name {name:?}: {problem}"))
+    rce_protocol::file_names::check(name)
+        .map_err(|why| format!("invalid file name {name:?}: {why}"))
 }
 
 /// `j-` followed by 32 hex digits of `random`.
@@ -148,7 +134,7 @@ mod tests {
             "a b",
             "ü.txt",
             "x-",
-            &"a".repeat(255),
+            &"a".repeat(128),
         ] {
             assert!(validate_name(n).is_ok(), "{n:?}");
         }
@@ -167,7 +153,9 @@ mod tests {
             "-rf",
             ".tmp",
             ".cache",
-            &"a".repeat(256),
+            "a\\b",
+            "a\nb",
+            &"a".repeat(129),
         ] {
             assert!(validate_name(n).is_err(), "{n:?}");
         }
@@ -175,9 +163,9 @@ mod tests {
 
     #[test]
     fn length_is_counted_in_bytes() {
-        // 128 two-byte characters = 256 bytes.
-        assert!(validate_name(&"é".repeat(128)).is_err());
-        assert!(validate_name(&"é".repeat(127)).is_ok());
+        // 65 two-byte characters = 130 bytes.
+        assert!(validate_name(&"é".repeat(65)).is_err());
+        assert!(validate_name(&"é".repeat(64)).is_ok());
     }
 
     #[test]
