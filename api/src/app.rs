@@ -54,6 +54,8 @@ pub async fn run(
     ));
 
     let closing = CancellationToken::new();
+    let metrics = ApiMetrics::new();
+    metrics.prime(&topology);
     let state = AppState {
         redis: redis.clone(),
         closing: closing.clone(),
@@ -62,7 +64,7 @@ pub async fn run(
         store,
         broker: broker.clone(),
         completions,
-        metrics: ApiMetrics::new(),
+        metrics,
         max_body_bytes: config.max_body_bytes,
         wait_margin: config.wait_margin,
     };

@@ -1,5 +1,10 @@
 //! Every error a client can get, as `{"error": {"code", "message", "field"}}` with its status.
+//! axum's own rejections (query string, path, JSON body, WebSocket handshake) convert into the
+//! same shape through the `From` impls below, so no handler answers with the framework's plain
+//! text; `routes::edge` turns anything else that slips through into it as well.
 
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -48,7 +53,8 @@ impl ApiError {
             format!("{what} not found"),
         )
     }
-    /// 503 when Redis, which holds every job record, does not answer.
+    /// 503 when Redis, which holds every job record, does not answer. Prefer converting the
+    /// `RedisError` itself (`?` or `ApiError::from`), which logs the cause.
     pub fn store_unavailable() -> Self {
         Self::unavailable(
             "store_unavailable",
@@ -61,11 +67,91 @@ impl ApiError {
     }
 }
 
+/// The code a status gets when the error comes from the framework, not from a rule of ours.
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UPGRADE_REQUIRED => "upgrade_required",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
+        s if s.is_server_error() => "internal_error",
+        _ => "malformed_request",
+    }
+}
+
+impl ApiError {
+    /// A framework rejection as our error: its status, a code for that status, and its text
+    /// after `context` (which says what the client got wrong in this api's terms).
+    pub fn rejection(status: StatusCode, context: &str, text: &str) -> Self {
+        Self::new(
+            status,
+            code_for_status(status),
+            format!("{context}: {text}"),
+        )
+    }
+}
+
+/// A Redis failure: logged here, once, with its cause (the client only learns that storage is
+/// unavailable), and answered `503 store_unavailable`.
+impl From<redis::RedisError> for ApiError {
+    fn from(e: redis::RedisError) -> Self {
+        tracing::error!(error = %e, "redis failed; answering 503 store_unavailable");
+        Self::store_unavailable()
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::rejection(
+            r.status(),
+            "the query string cannot be read",
+            &r.body_text(),
+        )
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::rejection(r.status(), "the path cannot be read", &r.body_text())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        Self::rejection(
+            r.status(),
+            "the body is not the JSON expected",
+            &r.body_text(),
+        )
+    }
+}
+
+/// A request to a WebSocket route that is not a usable handshake: 405 for a method other than
+/// GET, 400 for missing or wrong `Connection`/`Upgrade`/`Sec-WebSocket-*` headers, 426 when the
+/// connection cannot be upgraded at all (HTTP/1.0).
+impl From<WebSocketUpgradeRejection> for ApiError {
+    fn from(r: WebSocketUpgradeRejection) -> Self {
+        Self::rejection(
+            r.status(),
+            "this route is a WebSocket: send a GET WebSocket handshake",
+            &r.body_text(),
+        )
+    }
+}
+
+/// The error code of a response, left in its extensions so the request metrics (`routes::edge`)
+/// count it without parsing the body.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body =
             json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
         let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

@@ -13,5 +13,6 @@ pub mod job_view;
 pub mod metrics;
 pub mod recorder;
 pub mod routes;
+pub mod strict_json;
 pub mod stuck_jobs;
 pub mod submission;

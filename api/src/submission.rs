@@ -2,97 +2,223 @@
 //! Errors name the JSON path of the offending field.
 
 use crate::error::ApiError;
-use axum::http::StatusCode;
+use crate::strict_json::{self, Fields, Json};
 use rce_protocol::bytes::{decode_base64, Base64Bytes};
+use rce_protocol::file_names::{self, FileNameError};
 use rce_protocol::job::{JobFile, JobMessage};
 use rce_protocol::limits::PartialLimits;
 use rce_protocol::topology::{Language, Topology};
 use rce_protocol::SCHEMA_VERSION;
-use serde::Deserialize;
 use std::collections::HashSet;
 
 /// Most files one job may carry.
 pub const MAX_FILES: usize = 32;
-/// Longest file name, in bytes.
-pub const MAX_FILE_NAME: usize = 128;
 /// Most program arguments, and the longest one in bytes.
 pub const MAX_ARGS: usize = 64;
 pub const MAX_ARG_BYTES: usize = 4096;
 
-/// `POST /v1/jobs` as a client writes it (`../shared/api.md`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `POST /v1/jobs` as a client writes it (`../shared/api.md`), read by [`parse`].
+#[derive(Debug)]
 pub struct SubmitRequest {
     pub language: String,
     pub source: Option<String>,
     pub files: Option<Vec<FileRequest>>,
     pub entrypoint: Option<String>,
-    #[serde(default)]
     pub stdin: String,
     /// `utf8` (default) or `base64`, for input that is not text.
-    #[serde(default = "utf8")]
     pub stdin_encoding: String,
-    #[serde(default)]
     pub args: Vec<String>,
-    #[serde(default)]
     pub limits: PartialLimits,
     /// Keep the program's stdin open for input sent over the job's WebSocket.
-    #[serde(default)]
     pub interactive: bool,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct FileRequest {
     pub name: String,
     pub content: String,
-    #[serde(default = "utf8")]
     pub encoding: String,
+}
+
+const SUBMIT_FIELDS: [&str; 9] = [
+    "language",
+    "source",
+    "files",
+    "entrypoint",
+    "stdin",
+    "stdin_encoding",
+    "args",
+    "limits",
+    "interactive",
+];
+const FILE_FIELDS: [&str; 3] = ["name", "content", "encoding"];
+const LIMIT_FIELDS: [&str; 5] = [
+    "wall_time_ms",
+    "cpu_time_ms",
+    "memory_mb",
+    "processes",
+    "output_bytes",
+];
+
+/// Parses the body: exactly one JSON object with nothing after it, each field of its type. A
+/// refusal is a 400 `malformed_request` whose `field` is the path of the offending value (`null`
+/// when the body as a whole is wrong) and whose message says what was expected and what was
+/// given.
+pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
+    let mut job = Fields::of(strict_json::parse_body(body)?, "", "a job")?;
+    let language = strict_json::string(
+        job.required(
+            "language",
+            "a language id from GET /v1/languages, as a string",
+        )?,
+        "language",
+        "a language id from GET /v1/languages, as a string",
+    )?;
+    let source = job
+        .optional("source")
+        .map(|v| strict_json::string(v, "source", "the program's text, as a string"))
+        .transpose()?;
+    let files = job
+        .optional("files")
+        .map(|v| {
+            strict_json::array(v, "files", "an array of files")?
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| parse_file(f, &format!("files[{i}]")))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let entrypoint = job
+        .optional("entrypoint")
+        .map(|v| strict_json::string(v, "entrypoint", "a file name, as a string"))
+        .transpose()?;
+    let stdin = job
+        .non_null("stdin", "a string")?
+        .map(|v| strict_json::string(v, "stdin", "a string"))
+        .transpose()?
+        .unwrap_or_default();
+    let stdin_encoding = job
+        .non_null("stdin_encoding", "\"utf8\" or \"base64\"")?
+        .map(|v| strict_json::string(v, "stdin_encoding", "\"utf8\" or \"base64\""))
+        .transpose()?
+        .unwrap_or_else(utf8);
+    let args = match job.non_null("args", "an array of strings")? {
+        None => Vec::new(),
+        Some(v) => strict_json::array(v, "args", "an array of strings")?
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| strict_json::string(a, &format!("args[{i}]"), "a string"))
+            .collect::<Result<_, _>>()?,
+    };
+    let limits = match job.non_null("limits", "an object of limits")? {
+        None => PartialLimits::default(),
+        Some(v) => parse_limits(v)?,
+    };
+    let interactive = job
+        .non_null("interactive", "true or false")?
+        .map(|v| strict_json::boolean(v, "interactive"))
+        .transpose()?
+        .unwrap_or(false);
+    job.finish(&SUBMIT_FIELDS)?;
+    Ok(SubmitRequest {
+        language,
+        source,
+        files,
+        entrypoint,
+        stdin,
+        stdin_encoding,
+        args,
+        limits,
+        interactive,
+    })
+}
+
+fn parse_file(value: Json, path: &str) -> Result<FileRequest, ApiError> {
+    let mut file = Fields::of(value, path, "a file: {\"name\", \"content\", \"encoding\"}")?;
+    let name_path = file.path("name");
+    let name = strict_json::string(
+        file.required("name", "the file's name, as a string")?,
+        &name_path,
+        "the file's name, as a string",
+    )?;
+    let content_path = file.path("content");
+    let content = strict_json::string(
+        file.required("content", "the file's content, as a string")?,
+        &content_path,
+        "the file's content, as a string",
+    )?;
+    let encoding_path = file.path("encoding");
+    let encoding = file
+        .non_null("encoding", "\"utf8\" or \"base64\"")?
+        .map(|v| strict_json::string(v, &encoding_path, "\"utf8\" or \"base64\""))
+        .transpose()?
+        .unwrap_or_else(utf8);
+    file.finish(&FILE_FIELDS)?;
+    Ok(FileRequest {
+        name,
+        content,
+        encoding,
+    })
+}
+
+fn parse_limits(value: Json) -> Result<PartialLimits, ApiError> {
+    let mut limits = Fields::of(value, "limits", "limits by name")?;
+    let mut take = |key: &str| {
+        let path = limits.path(key);
+        limits
+            .optional(key)
+            .map(|v| strict_json::whole_number(v, &path))
+            .transpose()
+    };
+    let parsed = PartialLimits {
+        wall_time_ms: take("wall_time_ms")?,
+        cpu_time_ms: take("cpu_time_ms")?,
+        memory_mb: take("memory_mb")?,
+        processes: take("processes")?,
+        output_bytes: take("output_bytes")?,
+    };
+    limits.finish(&LIMIT_FIELDS)?;
+    Ok(parsed)
 }
 
 fn utf8() -> String {
     "utf8".into()
 }
 
-/// Parses the body; a syntax or type error is a 400 naming where it happened.
-pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let mut err = ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
-            format!("the body is not a valid job: {inner}"),
-        );
-        if path != "." {
-            err = err.field(path);
-        }
-        err
-    })
+/// A plain file name: the shared rule of `rce_protocol::file_names`, which the shim applies too.
+pub fn check_file_name(name: &str) -> Result<(), FileNameError> {
+    file_names::check(name)
 }
 
-/// A plain file name: what the shim will create in the workspace, never a path.
-pub fn check_file_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("is empty");
+/// A base64 decoding failure in words a client can act on (the decoder's own text is "Invalid
+/// symbol 33, offset 0.").
+pub fn describe_base64_error(e: &base64::DecodeError) -> String {
+    use base64::DecodeError::*;
+    let shown = |b: u8| {
+        if b.is_ascii_graphic() {
+            format!("{:?}", b as char)
+        } else {
+            format!("byte 0x{b:02x}")
+        }
+    };
+    match e {
+        InvalidByte(at, b) if *b == b'=' => {
+            format!("'=' at offset {at}: padding may only end the text")
+        }
+        InvalidByte(at, b) => format!(
+            "{} at offset {at} is not in the base64 alphabet (A-Z, a-z, 0-9, '+', '/', '=' \
+             padding; no whitespace or line breaks)",
+            shown(*b)
+        ),
+        InvalidLength(n) => format!(
+            "{n} base64 characters cannot encode whole bytes (the text is cut short, or padded wrongly)"
+        ),
+        InvalidLastSymbol(at, b) => format!(
+            "{} at offset {at} ends the text with bits that encode no byte (the text is cut short or not canonical)",
+            shown(*b)
+        ),
+        InvalidPadding => "the '=' padding is missing or wrong (canonical padding is required)".into(),
     }
-    if name.len() > MAX_FILE_NAME {
-        return Err("is too long");
-    }
-    if name == "." || name == ".." {
-        return Err("is not a file name");
-    }
-    if name.starts_with('-') {
-        return Err("starts with '-'");
-    }
-    if name.contains('/') || name.contains('\\') {
-        return Err("contains a path separator");
-    }
-    if name.chars().any(|c| c.is_control()) {
-        return Err("contains a control character");
-    }
-    Ok(())
 }
 
 /// Checks everything and builds the job message for `id`.
@@ -166,7 +292,11 @@ pub fn admit(
     let stdin = match req.stdin_encoding.as_str() {
         "utf8" => req.stdin.into_bytes(),
         "base64" => decode_base64(&req.stdin).map_err(|e| {
-            ApiError::invalid("invalid_base64", "stdin", format!("not valid base64: {e}"))
+            ApiError::invalid(
+                "invalid_base64",
+                "stdin",
+                format!("stdin is not valid base64: {}", describe_base64_error(&e)),
+            )
         })?,
         other => {
             return Err(ApiError::invalid(
@@ -235,7 +365,10 @@ fn decode_files(files: Vec<FileRequest>) -> Result<Vec<JobFile>, ApiError> {
                     ApiError::invalid(
                         "invalid_base64",
                         format!("files[{i}].content"),
-                        format!("not valid base64: {e}"),
+                        format!(
+                            "files[{i}].content is not valid base64: {}",
+                            describe_base64_error(&e)
+                        ),
                     )
                 })?,
                 other => {
@@ -257,6 +390,7 @@ fn decode_files(files: Vec<FileRequest>) -> Result<Vec<JobFile>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     fn topology() -> Topology {
         Topology::from_source_tree().unwrap()
@@ -373,5 +507,117 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("entrypoint"));
+    }
+
+    #[test]
+    fn a_positional_array_is_not_a_job() {
+        let e = try_admit(r#"["python","print(7)",null,null,"","utf8",[],{},false]"#).unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, "malformed_request")
+        );
+        assert!(!e.message.contains("SubmitRequest"), "{}", e.message);
+        assert!(e.message.contains("must be a JSON object"), "{}", e.message);
+        let e = try_admit(r#"{"language":"python","files":[["a.py","x"]]}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("files[0]"));
+        let e =
+            try_admit(r#"{"language":"python","source":"x","limits":[1,2,3,4,5]}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("limits"));
+    }
+
+    #[test]
+    fn data_after_the_job_is_refused() {
+        let e = try_admit(r#"{"language":"python","source":"print(7)"} xyz"#).unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, "malformed_request")
+        );
+        assert!(try_admit("{\"language\":\"python\",\"source\":\"x\"}\n\t ").is_ok());
+    }
+
+    #[test]
+    fn reserved_names_are_422_naming_the_file() {
+        for name in [".tmp", ".cache"] {
+            let body = format!(
+                r#"{{"language":"python","files":[{{"name":"main.py","content":"x"}},{{"name":"{name}","content":"x"}}]}}"#
+            );
+            let e = try_admit(&body).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(e.code, "invalid_file_name");
+            assert_eq!(e.field.as_deref(), Some("files[1].name"));
+            assert!(
+                e.message.contains(name) && e.message.contains("reserved"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_language_names_the_field() {
+        let e = try_admit(r#"{"source":"x"}"#).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.field.as_deref(), Some("language"));
+        assert!(e.message.contains("language is required"), "{}", e.message);
+    }
+
+    #[test]
+    fn messages_speak_the_apis_language() {
+        let e = try_admit(r#"{"language":"python","source":"x","limits":{"memory_mb":"lots"}}"#)
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "limits.memory_mb must be a whole number from 0 to 18446744073709551615, but it is the string \"lots\""
+        );
+        let e = try_admit(r#"{"language":"python","source":"x","limits":{"memory_mb":1e20}}"#)
+            .unwrap_err();
+        assert!(!e.message.contains("floating point"), "{}", e.message);
+        let e = try_admit(r#"{"language":"python","source":"x","args":["a",7]}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("args[1]"));
+        assert_eq!(
+            e.message,
+            "args[1] must be a string, but it is the number 7"
+        );
+        let e = try_admit(r#"{"language":"python","source":"x","stdin":null}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("stdin"));
+        let e = try_admit(
+            r#"{"language":"python","files":[{"name":"a.py","content":"!!","encoding":"base64"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("files[0].content"));
+        assert!(!e.message.contains("Invalid symbol"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("'!' at offset 0 is not in the base64 alphabet"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn an_integral_float_is_an_integer() {
+        let job = try_admit(
+            r#"{"language":"python","source":"x","limits":{"wall_time_ms":2000.0,"memory_mb":64.0}}"#,
+        )
+        .unwrap();
+        assert_eq!((job.limits.wall_time_ms, job.limits.memory_mb), (2000, 64));
+        let e = try_admit(r#"{"language":"python","source":"x","limits":{"memory_mb":64.5}}"#)
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("limits.memory_mb"));
+    }
+
+    #[test]
+    fn base64_errors_are_described() {
+        for (text, expect) in [
+            ("!!!!", "'!' at offset 0"),
+            ("QQQQQ", "cannot encode whole bytes"),
+            ("QQ", "padding is missing"),
+            ("QR==", "encode no byte"),
+            ("QQ=A", "padding may only end"),
+        ] {
+            let e = decode_base64(text).unwrap_err();
+            let m = describe_base64_error(&e);
+            assert!(m.contains(expect), "{text}: {m}");
+        }
     }
 }

@@ -6,6 +6,7 @@ use crate::job_id::JobId;
 use crate::job_store::CancelOutcome;
 use crate::submission;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -14,48 +15,54 @@ use rce_broker::BrokerError;
 use rce_protocol::job::JobMessage;
 use rce_protocol::result::JobStatus;
 use rce_protocol::topology::{Language, Messaging};
-use serde::Deserialize;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Deserialize)]
-pub struct SubmitQuery {
-    wait: Option<String>,
-}
+/// The language label of a submission refused before its language was known to be valid, so
+/// clients cannot choose the metric's cardinality.
+const INVALID: &str = "invalid";
 
-fn parse_wait(q: &SubmitQuery) -> Result<bool, ApiError> {
-    match q.wait.as_deref() {
+/// `wait` from the query string's pairs. Given twice it is refused: which one a client meant
+/// cannot be guessed. Other parameters are ignored (cache busters, tracing tags).
+fn parse_wait(pairs: &[(String, String)]) -> Result<bool, ApiError> {
+    let mut waits = pairs.iter().filter(|(k, _)| k == "wait");
+    let first = waits.next();
+    if waits.next().is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "wait is given more than once; give it once, as true or false",
+        )
+        .field("wait"));
+    }
+    match first.map(|(_, v)| v.as_str()) {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),
         Some(other) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed_request",
-            format!("wait={other:?} is not true or false"),
+            format!("wait must be true or false (or 1, 0), but it is {other:?}"),
         )
         .field("wait")),
     }
 }
 
+/// `POST /v1/jobs`. Every submission is counted exactly once in `rce_api_submissions_total`:
+/// refusals before the job is read (bad `wait`, 413, 400) here, the rest by
+/// [`admit_and_publish`].
 pub async fn submit(
     State(state): State<AppState>,
-    Query(query): Query<SubmitQuery>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let wait = parse_wait(&query)?;
-    let bytes = axum::body::to_bytes(body, state.max_body_bytes)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the request body is larger than {} bytes",
-                    state.max_body_bytes
-                ),
-            )
-        })?;
-    let request = submission::parse(&bytes)?;
+    let (wait, request) = match read_submission(&state, query, body).await {
+        Ok(read) => read,
+        Err(e) => {
+            state.metrics.count_submission(INVALID, e.code);
+            return Err(e);
+        }
+    };
     let id = JobId::generate().into_string();
     // Registered before the job is published, so its end cannot be announced unseen.
     let done = wait.then(|| state.completions.register(&id));
@@ -91,11 +98,7 @@ pub async fn submit(
     if tokio::time::timeout(budget, done).await.is_err() {
         state.completions.forget(&id);
     }
-    let view = state
-        .store
-        .get(&id)
-        .await
-        .map_err(|_| ApiError::store_unavailable())?;
+    let view = state.store.get(&id).await?;
     state
         .metrics
         .submit_seconds
@@ -106,6 +109,29 @@ pub async fn submit(
         Some(v) => Ok((StatusCode::ACCEPTED, Json(v)).into_response()),
         None => Err(ApiError::not_found("job")),
     }
+}
+
+/// The query's `wait` and the parsed body, in the order the checks are documented.
+async fn read_submission(
+    state: &AppState,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    body: Body,
+) -> Result<(bool, submission::SubmitRequest), ApiError> {
+    let Query(pairs) = query?;
+    let wait = parse_wait(&pairs)?;
+    let bytes = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the request body is larger than {} bytes",
+                    state.max_body_bytes
+                ),
+            )
+        })?;
+    Ok((wait, submission::parse(&bytes)?))
 }
 
 /// Validates `request`, writes the queued record and publishes the job: what `POST /v1/jobs` and
@@ -120,18 +146,15 @@ pub async fn admit_and_publish(
         Ok(ok) => ok,
         Err(e) => {
             // Not the requested language as a label: clients must not choose metric cardinality.
-            state
-                .metrics
-                .submissions
-                .with_label_values(&["invalid", e.code])
-                .inc();
+            state.metrics.count_submission(INVALID, e.code);
             return Err(e);
         }
     };
-    state.store.create(&job).await.map_err(|e| {
-        tracing::error!(job_id = %id, error = %e, "redis refused the job record");
-        ApiError::store_unavailable()
-    })?;
+    if let Err(e) = state.store.create(&job).await {
+        let refused = ApiError::from(e);
+        state.metrics.count_submission(&job.language, refused.code);
+        return Err(refused);
+    }
     let payload = serde_json::to_vec(&job).expect("a job always serializes");
     let published = state
         .broker
@@ -157,18 +180,10 @@ pub async fn admit_and_publish(
             }
         };
         forget_unadmitted(state, &job, &e).await;
-        state
-            .metrics
-            .submissions
-            .with_label_values(&[&job.language, outcome.code])
-            .inc();
+        state.metrics.count_submission(&job.language, outcome.code);
         return Err(outcome);
     }
-    state
-        .metrics
-        .submissions
-        .with_label_values(&[&job.language, "accepted"])
-        .inc();
+    state.metrics.count_submission(&job.language, "accepted");
     Ok((job, language))
 }
 
@@ -201,11 +216,7 @@ async fn forget_unadmitted(state: &AppState, job: &JobMessage, error: &BrokerErr
 /// to stop and ends `cancelled` within a second (202); cancelling it again is a harmless 200;
 /// a job that already ended otherwise is a 409 that changes nothing.
 pub async fn cancel_job(State(state): State<AppState>, id: JobId) -> Result<Response, ApiError> {
-    let outcome = state
-        .store
-        .cancel(id.as_str())
-        .await
-        .map_err(|_| ApiError::store_unavailable())?;
+    let outcome = state.store.cancel(id.as_str()).await?;
     match outcome {
         CancelOutcome::Missing => Err(ApiError::not_found("job")),
         CancelOutcome::Cancelled(view) => {
@@ -231,11 +242,7 @@ pub async fn cancel_job(State(state): State<AppState>, id: JobId) -> Result<Resp
 }
 
 pub async fn get_job(State(state): State<AppState>, id: JobId) -> Result<Response, ApiError> {
-    let view = state
-        .store
-        .get(id.as_str())
-        .await
-        .map_err(|_| ApiError::store_unavailable())?;
+    let view = state.store.get(id.as_str()).await?;
     match view {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(ApiError::not_found("job")),

@@ -6,8 +6,13 @@ pub mod languages;
 pub mod live;
 
 use crate::completions::Completions;
+use crate::error::{ApiError, ErrorCode};
 use crate::job_store::JobStore;
 use crate::metrics::ApiMetrics;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rce_broker::BrokerLink;
@@ -48,5 +53,72 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(health::openapi))
         .fallback(health::no_route)
         .method_not_allowed_fallback(health::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .with_state(state)
+}
+
+/// Longest framework error text carried over into a JSON error.
+const REJECTION_TEXT_LIMIT: usize = 4096;
+
+/// Where every request ends, once: an error answer that is not yet the documented JSON shape
+/// (a framework rejection no handler converted) is rewritten into it, and the request is
+/// counted in `rce_api_requests_total` by its route template (never the raw path: clients must
+/// not choose the metric's cardinality), status and outcome.
+async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if status.as_u16() >= 400 && response.extensions().get::<ErrorCode>().is_none() {
+        response = as_json_error(response).await;
+    }
+    let outcome = response
+        .extensions()
+        .get::<ErrorCode>()
+        .map_or("ok", |c| c.0);
+    state
+        .metrics
+        .requests
+        .with_label_values(&[method, &route, status.as_str(), outcome])
+        .inc();
+    response
+}
+
+/// `response`, an error in some other shape, as our JSON error with the same status and
+/// headers (`Allow`, `Sec-WebSocket-Version`, ...) and its text as the message.
+async fn as_json_error(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, REJECTION_TEXT_LIMIT).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let text = if text.is_empty() {
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_string()
+    } else {
+        text
+    };
+    let mut json =
+        ApiError::rejection(parts.status, "the request was refused", &text).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
 }
