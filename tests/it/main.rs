@@ -17,6 +17,7 @@ mod leaks;
 mod live;
 mod metering;
 mod pools;
+mod request_shapes;
 mod socket_families;
 mod verdicts;
 mod wide_trees;
