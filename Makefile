@@ -1,5 +1,5 @@
 # The README's commands. Each script says what it does at its top.
-.PHONY: up down test images lint bench
+.PHONY: up down test fuzz images lint bench
 
 ## Bring the whole service up: services, images, api and runner; prints where to point curl.
 up:
@@ -12,6 +12,10 @@ down:
 ## Run the whole test suite (starts what it needs: Docker, RabbitMQ, Redis, images).
 test:
 	@bash scripts/test.sh
+
+## Fuzz the api against api/openapi.json with schemathesis (a few minutes; part of `make test`).
+fuzz:
+	@bash scripts/fuzz.sh
 
 ## Build the language images that are missing or out of date (IMAGES="python c" for some).
 images:

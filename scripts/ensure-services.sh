@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the services the fleet needs are installed and answering on this machine:
 # Docker Engine (Debian's docker.io), RabbitMQ (>= 3.8: quorum queues), Redis, plus debootstrap
-# for the base image (images/base). Idempotent: on a machine where all of them already run it
-# only checks them (well under 2 s). Works without systemd (starts daemons directly / through
+# for the base image (images/base) and python3-venv for the fuzz run (scripts/fuzz.sh).
+# Idempotent: on a machine where all of them already run it only checks them (well under 2 s). Works without systemd (starts daemons directly / through
 # /etc/init.d), and with it (systemctl). Meant for Debian/Ubuntu, as root (sudo otherwise).
 #
 # One line per service: "docker: running (already)" or "docker: started".
@@ -48,6 +48,9 @@ missing=()
 { command -v redis-server >/dev/null && command -v redis-cli >/dev/null; } || missing+=(redis-server)
 { command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ]; } || missing+=(debootstrap)
 command -v curl >/dev/null || missing+=(curl)
+# scripts/fuzz.sh installs schemathesis into a virtualenv: python3 with its venv module (and pip).
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
     echo "installing: ${missing[*]} ..."

@@ -2,7 +2,8 @@
 # `make test`: the whole suite. Starts what the tests need (Docker Engine, RabbitMQ, Redis), builds
 # the images that are missing or stale, then runs unit and integration tests. The integration
 # tests run their own api and runner in-process, on a RabbitMQ vhost and Redis database of their
-# own, so a `make up` service on the same machine is not disturbed. Last come the fault tests
+# own, so a `make up` service on the same machine is not disturbed. Then a schema-driven fuzz run
+# holds the api to api/openapi.json (scripts/fuzz.sh, a few minutes). Last come the fault tests
 # (tests/faults): they run api and runner as real processes and kill them, and restart RabbitMQ,
 # Redis and Docker on purpose, one test at a time. A `make up` service rides those restarts out
 # too (that is the point), but expect a few 503s from it meanwhile.
@@ -33,6 +34,8 @@ cleanup
 cargo build --quiet -p rce-api -p rce-runner
 status=0
 cargo test --workspace --no-fail-fast -- --test-threads="${RCE_TEST_THREADS:-4}" || status=$?
+# The api against its OpenAPI document: a bounded schemathesis run (scripts/fuzz.sh).
+RCE_FUZZ_IN_TEST=1 bash scripts/fuzz.sh || status=$?
 # --nocapture: each fault test prints its tally (submitted / accepted / refused / completed / lost).
 cargo test -p rce-tests --test faults -- --test-threads=1 --nocapture || status=$?
 exit $status
