@@ -15,7 +15,7 @@ use rce_protocol::job::JobMessage;
 use rce_protocol::limits::Limits;
 use rce_protocol::shim::{ShimFile, ShimJob, ShimStep, StepLimits};
 use rce_protocol::step::StepName;
-use rce_protocol::topology::{Language, Sandbox};
+use rce_protocol::topology::{Language, Program, Sandbox};
 use rce_protocol::SCHEMA_VERSION;
 use std::sync::{Arc, Mutex};
 
@@ -226,20 +226,24 @@ fn step_limits(limits: &Limits, sandbox: &Sandbox) -> StepLimits {
 
 /// The shim's job for `job` in `language`, to run as `uid`.
 pub fn shim_job(job: &JobMessage, language: &Language, sandbox: &Sandbox, uid: u32) -> ShimJob {
+    let program = Program {
+        entrypoint: &job.entrypoint,
+        file_names: job.files.iter().map(|f| f.name.as_str()).collect(),
+    };
     let mut steps = Vec::with_capacity(2);
-    if let Some(argv) = language.compile_argv(&job.entrypoint) {
+    if let Some(argv) = language.compile_argv(&program) {
         steps.push(ShimStep {
             name: StepName::Compile,
             argv,
-            env: language.env.clone(),
+            env: language.step_env(&program, language.compile_limits.memory_mb),
             stdin: Default::default(),
             limits: step_limits(&language.compile_limits, sandbox),
         });
     }
     steps.push(ShimStep {
         name: StepName::Run,
-        argv: language.run_argv(&job.entrypoint, &job.args),
-        env: language.env.clone(),
+        argv: language.run_argv(&program, job.limits.memory_mb, &job.args),
+        env: language.step_env(&program, job.limits.memory_mb),
         stdin: job.stdin.clone(),
         limits: step_limits(&job.limits, sandbox),
     });

@@ -194,14 +194,18 @@ impl LanguagePool {
             }
             .instrument(tracing::Span::current()),
         );
-        match early_rx.await {
-            Ok(outcome) => Ok(outcome),
+        let mut record = match early_rx.await {
+            Ok(outcome) => outcome,
             // No outcome (the job failed before its steps, or the shim or its container did):
             // the end of the conversation says what happened.
             Err(_) => finish
                 .await
-                .unwrap_or_else(|e| Err(StreamError::TaskFailed(e).into())),
+                .unwrap_or_else(|e| Err(StreamError::TaskFailed(e).into()))?,
+        };
+        if let Some(sign) = &self.language.out_of_memory {
+            sign.apply(&mut record);
         }
+        Ok(record)
     }
 
     /// Returns the container to the pool, or retires it when the shim could not prove it clean,

@@ -4,6 +4,7 @@
 //! Pure data and pure logic only (no I/O beyond reading `topology.yaml`), so every rule here —
 //! limit resolution, verdict mapping, record parsing — is unit-tested without a broker or engine.
 
+pub mod argv_template;
 pub mod bytes;
 pub mod encoding;
 pub mod events;

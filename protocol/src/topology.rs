@@ -1,6 +1,8 @@
 //! `topology.yaml`: the exchanges, queues and languages the fleet runs, loaded once and shared.
 
+use crate::argv_template::{self, StepContext};
 use crate::limits::{Limits, PartialLimits};
+use crate::shim::{ShimRecord, StepOutcome, Termination};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -139,6 +141,14 @@ pub struct LanguageSpec {
     pub run: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Memory the language's runtime takes outside its heap (measured: see docs/languages.md),
+    /// subtracted from a step's limit to give `{heap_mb}`.
+    #[serde(default)]
+    pub runtime_overhead_mb: u64,
+    /// How the runtime says its own heap ceiling (`{heap_mb}`) was reached, for runtimes that
+    /// stop there before the kernel's limit does.
+    #[serde(default)]
+    pub out_of_memory: Option<OutOfMemorySign>,
     /// Warm containers kept per runner.
     pub pool: usize,
     #[serde(default)]
@@ -169,6 +179,8 @@ pub struct Language {
     pub compile: Option<Vec<String>>,
     pub run: Vec<String>,
     pub env: BTreeMap<String, String>,
+    pub runtime_overhead_mb: u64,
+    pub out_of_memory: Option<OutOfMemorySign>,
     pub pool: usize,
     pub default_limits: Limits,
     pub max_limits: Limits,
@@ -191,26 +203,85 @@ impl Language {
     pub fn is_compiled(&self) -> bool {
         self.compile.is_some()
     }
-    /// The compile argv for `entrypoint`, if the language compiles.
-    pub fn compile_argv(&self, entrypoint: &str) -> Option<Vec<String>> {
-        self.compile.as_ref().map(|c| expand(c, entrypoint))
+    /// The compile step's argv for `program`, if the language compiles (under its compile limits).
+    pub fn compile_argv(&self, program: &Program<'_>) -> Option<Vec<String>> {
+        let ctx = self.context(program, self.compile_limits.memory_mb);
+        self.compile
+            .as_ref()
+            .map(|c| argv_template::expand_argv(c, &ctx))
     }
-    /// The run argv for `entrypoint`, with the job's arguments appended.
-    pub fn run_argv(&self, entrypoint: &str, args: &[String]) -> Vec<String> {
-        let mut argv = expand(&self.run, entrypoint);
+
+    /// The run step's argv for `program` under a memory limit of `memory_mb`, with the job's
+    /// arguments appended (never expanded: they are the client's, passed as given).
+    pub fn run_argv(&self, program: &Program<'_>, memory_mb: u64, args: &[String]) -> Vec<String> {
+        let mut argv = argv_template::expand_argv(&self.run, &self.context(program, memory_mb));
         argv.extend(args.iter().cloned());
         argv
     }
+
+    /// The language's environment for a step under a memory limit of `memory_mb`.
+    pub fn step_env(&self, program: &Program<'_>, memory_mb: u64) -> BTreeMap<String, String> {
+        let ctx = self.context(program, memory_mb);
+        self.env
+            .iter()
+            .map(|(k, v)| (k.clone(), argv_template::expand_value(v, &ctx)))
+            .collect()
+    }
+
+    fn context<'a>(&self, program: &'a Program<'a>, memory_mb: u64) -> StepContext<'a> {
+        StepContext {
+            entrypoint: program.entrypoint,
+            file_names: &program.file_names,
+            memory_mb,
+            runtime_overhead_mb: self.runtime_overhead_mb,
+        }
+    }
 }
 
-fn expand(template: &[String], entrypoint: &str) -> Vec<String> {
-    let stem = entrypoint
-        .rsplit_once('.')
-        .map_or(entrypoint, |(stem, _)| stem);
-    template
-        .iter()
-        .map(|arg| arg.replace("{file}", entrypoint).replace("{stem}", stem))
-        .collect()
+/// How a runtime with its own heap ceiling says it stopped there: it ended with this exit code
+/// (or signal) and printed `message` (on stdout or stderr: the JVM uses stdout). The JVM (`-XX:+ExitOnOutOfMemoryError`) and
+/// V8 stop at the heap the topology gives them, a few MiB below the kernel's limit, so the
+/// kernel never sees the limit reached; this is how the step still ends as a memory limit, not
+/// as a crash. A program can print the same words and exit the same way: it can make itself
+/// look out of memory (which it could also do by allocating), never look as if it passed.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutOfMemorySign {
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<i32>,
+    pub message: String,
+}
+
+impl OutOfMemorySign {
+    /// Whether `step` ended the way this sign describes.
+    pub fn shown_by(&self, step: &StepOutcome) -> bool {
+        let ended_so = match step.termination {
+            Termination::Exited => self.exit_code.is_some() && step.exit_code == self.exit_code,
+            Termination::Signaled => self.signal.is_some() && step.signal == self.signal,
+            _ => false,
+        };
+        let needle = self.message.as_bytes();
+        let printed = |out: &[u8]| out.windows(needle.len()).any(|w| w == needle);
+        ended_so && (printed(&step.stderr.0) || printed(&step.stdout.0))
+    }
+
+    /// Marks every step of `record` that shows the sign as ended at its memory limit.
+    pub fn apply(&self, record: &mut ShimRecord) {
+        for step in &mut record.steps {
+            if self.shown_by(step) {
+                step.termination = Termination::MemoryLimit;
+            }
+        }
+    }
+}
+
+/// The files of one job as its commands see them: which one is the entrypoint, and all names.
+#[derive(Clone, Debug)]
+pub struct Program<'a> {
+    pub entrypoint: &'a str,
+    pub file_names: Vec<&'a str>,
 }
 
 impl Topology {
@@ -288,6 +359,20 @@ impl Topology {
             if lang.file.contains('/') {
                 return Err(format!("{id}: file must be a plain name"));
             }
+            let argv = lang.compile.iter().flatten().chain(&lang.run);
+            for arg in argv {
+                argv_template::check(arg, true).map_err(|e| format!("{id}: {e}"))?;
+            }
+            if let Some(sign) = &lang.out_of_memory {
+                if sign.message.is_empty() || (sign.exit_code.is_none() && sign.signal.is_none()) {
+                    return Err(format!(
+                        "{id}: out_of_memory needs a message and an exit_code or a signal"
+                    ));
+                }
+            }
+            for (key, value) in &lang.env {
+                argv_template::check(value, false).map_err(|e| format!("{id}: env {key}: {e}"))?;
+            }
             let (d, m) = (lang.default_limits, lang.max_limits);
             let over = [
                 ("wall_time_ms", d.wall_time_ms, m.wall_time_ms),
@@ -316,6 +401,8 @@ impl Topology {
             compile: spec.compile.clone(),
             run: spec.run.clone(),
             env: spec.env.clone(),
+            runtime_overhead_mb: spec.runtime_overhead_mb,
+            out_of_memory: spec.out_of_memory.clone(),
             pool: spec.pool,
             default_limits: spec.limits.default.over(self.limits.default),
             max_limits: spec.limits.max.over(self.limits.max),
@@ -384,19 +471,104 @@ mod tests {
     fn argv_placeholders_expand() {
         let t = repo_topology();
         let java = t.language("java").unwrap();
-        let run = java.run_argv("Main.java", &["a b".into()]);
+        let main = Program {
+            entrypoint: "Main.java",
+            file_names: vec!["Main.java", "Helper.java"],
+        };
+        let run = java.run_argv(&main, 512, &["a b".into()]);
         assert_eq!(run.last().unwrap(), "a b");
         assert!(run.contains(&"Main".to_string()), "{run:?}");
+        let javac = java.compile_argv(&main).unwrap();
+        assert!(
+            javac.ends_with(&["Main.java".into(), "Helper.java".into()]),
+            "{javac:?}"
+        );
         let c = t.language("c").unwrap();
+        let prog = Program {
+            entrypoint: "prog.c",
+            file_names: vec!["prog.c"],
+        };
         assert!(c
-            .compile_argv("prog.c")
+            .compile_argv(&prog)
             .unwrap()
             .contains(&"prog.c".to_string()));
-        assert!(t
-            .language("python")
-            .unwrap()
-            .compile_argv("main.py")
-            .is_none());
+        let py = Program {
+            entrypoint: "main.py",
+            file_names: vec!["main.py"],
+        };
+        assert!(t.language("python").unwrap().compile_argv(&py).is_none());
+    }
+
+    #[test]
+    fn the_heap_of_every_runtime_with_one_follows_the_limit() {
+        let t = repo_topology();
+        let program = |file| Program {
+            entrypoint: file,
+            file_names: vec![file],
+        };
+        for (id, file) in [
+            ("java", "Main.java"),
+            ("javascript", "main.js"),
+            ("go", "main.go"),
+        ] {
+            let lang = t.language(id).unwrap();
+            let p = program(file);
+            let heap = |mb| {
+                let mut words = lang.run_argv(&p, mb, &[]);
+                words.extend(lang.step_env(&p, mb).into_values());
+                words.join(" ")
+            };
+            let (small, large) = (heap(256), heap(1024));
+            assert_ne!(
+                small, large,
+                "{id}: the heap does not follow memory_mb: {small}"
+            );
+            let at = |mb: u64| (mb - lang.runtime_overhead_mb).to_string();
+            assert!(large.contains(&at(1024)), "{id}: {large}");
+        }
+    }
+
+    fn step(
+        termination: Termination,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        stderr: &str,
+    ) -> StepOutcome {
+        StepOutcome {
+            name: crate::step::StepName::Run,
+            termination,
+            exit_code,
+            signal,
+            wall_ms: 1,
+            cpu_ms: 1,
+            memory_kb: 1,
+            stdout: crate::bytes::Base64Bytes(Vec::new()),
+            stderr: crate::bytes::Base64Bytes(stderr.as_bytes().to_vec()),
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn a_runtime_that_stops_at_its_own_heap_is_recognised_by_exit_and_words_together() {
+        let t = repo_topology();
+        let java = t.language("java").unwrap().out_of_memory.unwrap();
+        let words = "x\nTerminating due to java.lang.OutOfMemoryError: Java heap space\n";
+        assert!(java.shown_by(&step(Termination::Exited, Some(3), None, words)));
+        assert!(!java.shown_by(&step(Termination::Exited, Some(3), None, "exit(3)")));
+        assert!(!java.shown_by(&step(Termination::Exited, Some(1), None, words)));
+        assert!(!java.shown_by(&step(Termination::WallTimeout, None, None, words)));
+        let node = t.language("javascript").unwrap().out_of_memory.unwrap();
+        let v8 =
+            "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory";
+        assert!(node.shown_by(&step(Termination::Signaled, None, Some(6), v8)));
+        assert!(!node.shown_by(&step(Termination::Signaled, None, Some(11), v8)));
+    }
+
+    #[test]
+    fn a_misspelled_placeholder_fails_at_load() {
+        let text = with_bash("    env: {X: \"{heap}\"}\n");
+        let e = Topology::parse(&text, "t").unwrap_err().to_string();
+        assert!(e.contains("unknown placeholder {heap}"), "{e}");
     }
 
     /// The repository's topology.yaml with `extra` added to the bash language.

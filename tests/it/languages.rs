@@ -1,5 +1,6 @@
 //! Every language of the topology: hello world, stdin echo, a runtime error with its exit code,
-//! and a compile error for the compiled ones, each through the whole stack.
+//! a multi-file program built the way its users expect, and a compile error for the compiled
+//! ones, each through the whole stack.
 
 use crate::helpers::{app, assert_verdict};
 use serde_json::{json, Value};
@@ -12,6 +13,9 @@ struct Programs {
     echo: &'static str,
     exit3: &'static str,
     broken: Option<&'static str>,
+    /// A program of several files (the entrypoint first) that prints `42` only if every source
+    /// file was built in; `notes.txt`, a data file no compiler may be handed, is sent along.
+    multi_file: &'static [(&'static str, &'static str)],
 }
 
 const PROGRAMS: &[Programs] = &[
@@ -21,6 +25,12 @@ const PROGRAMS: &[Programs] = &[
         echo: "print(input())",
         exit3: "import sys\nsys.exit(3)",
         broken: None,
+        multi_file: &[
+            ("main.py", "import random\nimport util\nrandom.seed(1)\nprint(util.answer())"),
+            ("util.py", "def answer():\n    return 42"),
+            // Named like a standard module: the workspace must not come before the library.
+            ("random.py", "raise SystemExit('the standard library was shadowed by a job file')"),
+        ],
     },
     Programs {
         language: "javascript",
@@ -28,6 +38,10 @@ const PROGRAMS: &[Programs] = &[
         echo: "const l = require('fs').readFileSync(0, 'utf8').split('\\n')[0]; console.log(l)",
         exit3: "process.exit(3)",
         broken: None,
+        multi_file: &[
+            ("main.js", "const u = require('./util'); console.log(u.answer())"),
+            ("util.js", "exports.answer = () => 42"),
+        ],
     },
     Programs {
         language: "bash",
@@ -35,6 +49,10 @@ const PROGRAMS: &[Programs] = &[
         echo: "read -r line; echo \"$line\"",
         exit3: "exit 3",
         broken: None,
+        multi_file: &[
+            ("main.sh", "source ./util.sh\nanswer"),
+            ("util.sh", "answer() { echo 42; }"),
+        ],
     },
     Programs {
         language: "c",
@@ -42,6 +60,12 @@ const PROGRAMS: &[Programs] = &[
         echo: "#include <stdio.h>\nint main(void){char b[256];if(fgets(b,sizeof b,stdin))fputs(b,stdout);return 0;}",
         exit3: "int main(void){return 3;}",
         broken: Some("int main(void){ return undefined_name; }"),
+        multi_file: &[
+            ("main.c", "#include <stdio.h>\n#include \"util.h\"\nint main(void){printf(\"%d\\n\", half() + half());return 0;}"),
+            ("util.h", "int half(void);"),
+            ("util.c", "#include \"util.h\"\nint base(void);\nint half(void){return base();}"),
+            ("base.c", "int base(void){return 21;}"),
+        ],
     },
     Programs {
         language: "cpp",
@@ -49,6 +73,12 @@ const PROGRAMS: &[Programs] = &[
         echo: "#include <iostream>\n#include <string>\nint main(){std::string l;std::getline(std::cin,l);std::cout<<l<<\"\\n\";}",
         exit3: "int main(){return 3;}",
         broken: Some("int main(){ std::vector<int> v; }"),
+        multi_file: &[
+            ("main.cpp", "#include <iostream>\n#include \"util.hpp\"\nint main(){std::cout<<half()+half()<<\"\\n\";}"),
+            ("util.hpp", "int half();"),
+            ("util.cc", "#include \"util.hpp\"\nint base();\nint half(){return base();}"),
+            ("base.cxx", "int base(){return 21;}"),
+        ],
     },
     Programs {
         language: "java",
@@ -56,6 +86,12 @@ const PROGRAMS: &[Programs] = &[
         echo: "import java.util.Scanner;\npublic class Main { public static void main(String[] a) { System.out.println(new Scanner(System.in).nextLine()); } }",
         exit3: "public class Main { public static void main(String[] a) { System.exit(3); } }",
         broken: Some("public class Main { public static void main(String[] a) { int x = \"no\"; } }"),
+        multi_file: &[
+            ("Main.java", "public class Main { public static void main(String[] a) { System.out.println(Util.twice(21)); } }"),
+            ("Util.java", "class Util { static int twice(int x) { return 2 * x; } }"),
+            // Referenced by no class: compiled all the same (its error would show).
+            ("Spare.java", "class Spare { int unused() { return 0; } }"),
+        ],
     },
     Programs {
         language: "go",
@@ -63,6 +99,10 @@ const PROGRAMS: &[Programs] = &[
         echo: "package main\nimport (\"bufio\";\"fmt\";\"os\")\nfunc main() { s := bufio.NewScanner(os.Stdin); s.Scan(); fmt.Println(s.Text()) }",
         exit3: "package main\nimport \"os\"\nfunc main() { os.Exit(3) }",
         broken: Some("package main\nfunc main() { x := 1 }"),
+        multi_file: &[
+            ("main.go", "package main\nimport \"fmt\"\nfunc main() { fmt.Println(answer()) }"),
+            ("helper.go", "package main\nfunc answer() int { return 42 }"),
+        ],
     },
     Programs {
         language: "rust",
@@ -70,6 +110,10 @@ const PROGRAMS: &[Programs] = &[
         echo: "fn main() { let mut l = String::new(); std::io::stdin().read_line(&mut l).unwrap(); print!(\"{l}\"); }",
         exit3: "fn main() { std::process::exit(3); }",
         broken: Some("fn main() { let x: u32 = \"no\"; }"),
+        multi_file: &[
+            ("main.rs", "mod util;\nfn main() { println!(\"{}\", util::answer()); }"),
+            ("util.rs", "pub fn answer() -> u32 { 42 }"),
+        ],
     },
 ];
 
@@ -119,6 +163,21 @@ async fn exit_code(language: &str) {
     assert_eq!(job["run"]["exit_code"], 3, "{job:#}");
 }
 
+async fn multi_file(language: &str) {
+    let mut files: Vec<Value> = programs(language)
+        .multi_file
+        .iter()
+        .map(|(name, content)| json!({"name": name, "content": content}))
+        .collect();
+    files.push(json!({"name": "notes.txt", "content": "data, not a source file"}));
+    let entrypoint = programs(language).multi_file[0].0;
+    let job = app()
+        .run(json!({"language": language, "files": files, "entrypoint": entrypoint}))
+        .await;
+    assert_verdict(&job, "ok");
+    assert_eq!(stdout(&job), "42\n", "{job:#}");
+}
+
 async fn compile_error(language: &str) {
     let job = app()
         .run_source(language, programs(language).broken.unwrap(), "")
@@ -148,6 +207,8 @@ macro_rules! language_tests {
             async fn stdin_echo() { super::echo(stringify!($lang)).await }
             #[tokio::test(flavor = "multi_thread")]
             async fn runtime_error_exit_code() { super::exit_code(stringify!($lang)).await }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn multi_file_program() { super::multi_file(stringify!($lang)).await }
         }
     )*};
 }
@@ -180,6 +241,16 @@ fn every_topology_language_has_programs() {
         let p = PROGRAMS.iter().find(|p| p.language == lang.id);
         let p = p.unwrap_or_else(|| panic!("no test programs for {}", lang.id));
         assert_eq!(p.broken.is_some(), lang.is_compiled(), "{}", lang.id);
+        assert!(
+            p.multi_file.len() >= 2,
+            "{}: no multi-file program",
+            lang.id
+        );
+        assert_eq!(
+            p.multi_file[0].0, lang.file,
+            "{}: entrypoint first",
+            lang.id
+        );
     }
 }
 

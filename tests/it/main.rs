@@ -18,6 +18,7 @@ mod live;
 mod metering;
 mod pools;
 mod request_shapes;
+mod runtime_heaps;
 mod socket_families;
 mod verdicts;
 mod wide_trees;
