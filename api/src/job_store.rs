@@ -1,55 +1,20 @@
 //! Job records in Redis: created queued by the api, marked running by the runner, finished by the
-//! recorder (first result wins, so a redelivered job cannot overwrite what a client saw).
+//! recorder (first result wins, so a redelivered job cannot overwrite what a client saw). The
+//! record's fields, states and scripts are `rce_protocol::job_record`'s.
 
-use crate::job_view::{fields, JobView};
+use crate::job_view::JobView;
 use rce_protocol::events::{
     ControlAction, ControlMessage, EventKind, FIELD_DATA, FIELD_KIND, STDIN_DATA, STDIN_EOF,
     STREAM_MAX_LEN,
 };
 use rce_protocol::job::JobMessage;
+use rce_protocol::job_record::{self, cancel_outcome, field};
 use rce_protocol::redis_keys;
 use rce_protocol::result::{JobStatus, ResultMessage, Verdict};
 use redis::aio::ConnectionManager;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Stores the result only if none is stored yet, appends the `done` event (ARGV[7], the job
-/// JSON) to the event stream KEYS[3], then announces the job on the done channel. Either way the
-/// job leaves the stuck-job sweeper's set KEYS[4].
-const RECORD_RESULT: &str = r#"
-redis.call('ZREM', KEYS[4], ARGV[4])
-if redis.call('HSETNX', KEYS[1], 'result', ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'status', ARGV[2], 'id', ARGV[4], 'language', ARGV[5], 'created_at', ARGV[6])
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'done', 'data', ARGV[7])
-  redis.call('EXPIRE', KEYS[3], ARGV[3])
-  redis.call('PUBLISH', KEYS[2], ARGV[4])
-  return 1
-end
-return 0
-"#;
-
-/// Cancels job KEYS[1]: a queued job ends here (ARGV[1] is its cancelled result, ARGV[2] its
-/// `done` event, recorded as RECORD_RESULT would); a running one is flagged and the cancel
-/// (ARGV[5]) is announced on the control channel KEYS[4], in the same step, so no caller can
-/// flag a job and forget to tell its runner. Answers what it did.
-const CANCEL: &str = r#"
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
-if redis.call('HEXISTS', KEYS[1], 'result') == 1 then return 'finished' end
-if status == 'queued' then
-  redis.call('HSET', KEYS[1], 'result', ARGV[1], 'status', 'cancelled')
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'done', 'data', ARGV[2])
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
-  redis.call('PUBLISH', KEYS[2], ARGV[3])
-  return 'cancelled'
-end
-redis.call('HSET', KEYS[1], 'cancel_requested', '1')
-redis.call('PUBLISH', KEYS[4], ARGV[5])
-return 'requested'
-"#;
 
 /// What `DELETE /v1/jobs/{id}` did.
 #[derive(Debug)]
@@ -94,8 +59,8 @@ impl JobStore {
         Self {
             conn,
             ttl,
-            record: Arc::new(redis::Script::new(RECORD_RESULT)),
-            cancel: Arc::new(redis::Script::new(CANCEL)),
+            record: Arc::new(redis::Script::new(job_record::RECORD_RESULT_LUA)),
+            cancel: Arc::new(redis::Script::new(job_record::CANCEL_LUA)),
         }
     }
 
@@ -108,13 +73,13 @@ impl JobStore {
             .created_at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut record = vec![
-            (fields::ID, job.id.as_str()),
-            (fields::LANGUAGE, job.language.as_str()),
-            (fields::STATUS, "queued"),
-            (fields::CREATED_AT, created.as_str()),
+            (field::ID, job.id.as_str()),
+            (field::LANGUAGE, job.language.as_str()),
+            (field::STATUS, JobStatus::Queued.as_str()),
+            (field::CREATED_AT, created.as_str()),
         ];
         if job.interactive {
-            record.push((fields::INTERACTIVE, "1"));
+            record.push((field::INTERACTIVE, job_record::FLAG_SET));
         }
         redis::pipe()
             .atomic()
@@ -131,7 +96,7 @@ impl JobStore {
             .arg(FIELD_KIND)
             .arg(EventKind::Status.as_str())
             .arg(FIELD_DATA)
-            .arg(r#"{"status":"queued"}"#)
+            .arg(serde_json::json!({"status": JobStatus::Queued}).to_string())
             .ignore()
             .expire(&events, self.ttl.as_secs() as i64)
             .ignore()
@@ -225,9 +190,9 @@ impl JobStore {
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(match outcome.as_str() {
-            "cancelled" => CancelOutcome::Cancelled(cancelled_view),
-            "requested" => CancelOutcome::Requested(view),
-            "finished" => match self.get(id).await? {
+            cancel_outcome::CANCELLED => CancelOutcome::Cancelled(cancelled_view),
+            cancel_outcome::REQUESTED => CancelOutcome::Requested(view),
+            cancel_outcome::FINISHED => match self.get(id).await? {
                 Some(v) => CancelOutcome::Finished(v),
                 None => CancelOutcome::Missing,
             },
@@ -239,7 +204,7 @@ impl JobStore {
     pub async fn is_interactive(&self, id: &str) -> redis::RedisResult<bool> {
         let flag: Option<String> = redis::cmd("HGET")
             .arg(redis_keys::job(id))
-            .arg(fields::INTERACTIVE)
+            .arg(field::INTERACTIVE)
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(flag.is_some())

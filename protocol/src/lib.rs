@@ -10,6 +10,7 @@ pub mod encoding;
 pub mod events;
 pub mod file_names;
 pub mod job;
+pub mod job_record;
 pub mod limits;
 pub mod redis_keys;
 pub mod result;

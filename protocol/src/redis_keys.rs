@@ -1,6 +1,7 @@
 //! Names of the Redis keys and channels api and runner share (design.md, "Redis").
 
-/// Hash holding a job's state and, once recorded, its final result.
+/// Hash holding a job's state and, once recorded, its final result: the job record, whose fields,
+/// states and scripts are [`crate::job_record`]'s.
 pub fn job(id: &str) -> String {
     format!("rce:job:{id}")
 }

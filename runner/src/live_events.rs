@@ -5,23 +5,13 @@
 
 use rce_pool::LiveEvent;
 use rce_protocol::events::{EventKind, Utf8Chunker, STREAM_MAX_LEN};
+use rce_protocol::job_record::{self, JobStatus};
 use rce_protocol::redis_keys;
 use rce_protocol::shim::OutputStream;
 use rce_protocol::step::StepName;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-
-/// Appends (kind, data) pairs from ARGV[2..] to the stream KEYS[1] (approximately trimmed to
-/// ARGV[1] entries), and gives it the remaining lifetime of the job record KEYS[2].
-const APPEND: &str = r#"
-for i = 2, #ARGV, 2 do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'kind', ARGV[i], 'data', ARGV[i + 1])
-end
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-return 1
-"#;
 
 /// Events a single write carries at most.
 const MAX_BATCH: usize = 512;
@@ -53,7 +43,7 @@ impl EntryBuilder {
         match event {
             LiveEvent::Step(step) => {
                 self.flush(out);
-                let data = serde_json::json!({"status": "running", "step": step});
+                let data = serde_json::json!({"status": JobStatus::Running, "step": step});
                 out.push((EventKind::Status, data.to_string()));
             }
             LiveEvent::Output { stream, data } => {
@@ -97,7 +87,7 @@ impl LiveEvents {
     pub fn new(conn: ConnectionManager) -> Self {
         Self {
             conn,
-            script: Arc::new(redis::Script::new(APPEND)),
+            script: Arc::new(redis::Script::new(job_record::APPEND_EVENTS_LUA)),
         }
     }
 

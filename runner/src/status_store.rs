@@ -1,66 +1,14 @@
 //! The runner's writes to job state: marking a job `running` when it is picked up (so a client
 //! polling `GET /v1/jobs/{id}` sees it leave the queue, and the stuck-job sweeper knows its
 //! deadline) and back to `queued` when the runner hands it back. The final result goes through
-//! RabbitMQ to the recorder, never directly to Redis.
+//! RabbitMQ to the recorder, never directly to Redis. The scripts and what they answer are
+//! `rce_protocol::job_record`'s.
 
 use chrono::{DateTime, Utc};
 use rce_protocol::events::STREAM_MAX_LEN;
+use rce_protocol::job_record::{self, claim_outcome};
 use rce_protocol::redis_keys;
 use redis::aio::ConnectionManager;
-
-/// Picks job KEYS[1] up for attempt ARGV[3], as run ARGV[6] (a token unique to this execution).
-/// A job whose result is recorded answers 3: this delivery is a duplicate (redelivered after its
-/// runner vanished, or published by an api that never got the broker's confirm) and must not
-/// run again. A job cancelled while queued, or whose cancel was requested before a runner died
-/// with it, answers 2. A job another run holds a live lease on answers 4: the broker redelivered
-/// it (a connection died) while that run goes on. Otherwise the job is `running` under this
-/// run's token with a lease of ARGV[7] ms (Redis's clock, so runners' clocks do not matter), its
-/// event stream says which attempt this is, and its deadline ARGV[4] goes into the sweeper's set
-/// KEYS[3].
-const MARK_RUNNING: &str = r#"
-if redis.call('HEXISTS', KEYS[1], 'result') == 1 then return 3 end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'cancelled' or redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then
-  return 2
-end
-if not status then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if status == 'running' then
-  local owner = redis.call('HGET', KEYS[1], 'owner')
-  local lease = tonumber(redis.call('HGET', KEYS[1], 'lease') or '0')
-  if owner and owner ~= ARGV[6] and lease > now then return 4 end
-end
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'attempt', ARGV[3],
-  'owner', ARGV[6], 'lease', now + tonumber(ARGV[7]))
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'kind', 'status', 'data',
-  '{"status":"running","attempt":' .. ARGV[3] .. '}')
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-return 1
-"#;
-
-/// Extends run ARGV[1]'s lease on job KEYS[1] to ARGV[2] ms from now, while it still holds it.
-const RENEW_LEASE: &str = r#"
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'result') == 1 then return 0 end
-local t = redis.call('TIME')
-redis.call('HSET', KEYS[1], 'lease', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2]))
-return 1
-"#;
-
-/// Hands job KEYS[1] back: `queued` again and out of the sweeper's set, only if run ARGV[3]
-/// still holds it (a newer pickup elsewhere must not be undone by a stale hand-back).
-const MARK_REQUEUED: &str = r#"
-if redis.call('HEXISTS', KEYS[1], 'result') == 1 then return 0 end
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[3] then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'queued')
-redis.call('HDEL', KEYS[1], 'owner', 'lease')
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'kind', 'status', 'data', '{"status":"queued"}')
-redis.call('ZREM', KEYS[3], ARGV[2])
-return 1
-"#;
 
 /// How long a run's claim on its job lasts without renewal; renewed every third of it while the
 /// job runs. A redelivery waits at most this long after its first run's runner died.
@@ -92,9 +40,9 @@ impl StatusStore {
     pub fn new(conn: ConnectionManager) -> Self {
         Self {
             conn,
-            running: std::sync::Arc::new(redis::Script::new(MARK_RUNNING)),
-            renew: std::sync::Arc::new(redis::Script::new(RENEW_LEASE)),
-            requeued: std::sync::Arc::new(redis::Script::new(MARK_REQUEUED)),
+            running: std::sync::Arc::new(redis::Script::new(job_record::MARK_RUNNING_LUA)),
+            renew: std::sync::Arc::new(redis::Script::new(job_record::RENEW_LEASE_LUA)),
+            requeued: std::sync::Arc::new(redis::Script::new(job_record::MARK_REQUEUED_LUA)),
         }
     }
 
@@ -124,9 +72,10 @@ impl StatusStore {
             .invoke_async(&mut self.conn.clone())
             .await;
         match result {
-            Ok(4) => Pickup::Busy,
-            Ok(3) => Pickup::Finished,
-            Ok(2) => Pickup::Cancelled,
+            Ok(claim_outcome::BUSY) => Pickup::Busy,
+            Ok(claim_outcome::FINISHED) => Pickup::Finished,
+            Ok(claim_outcome::CANCELLED) => Pickup::Cancelled,
+            // Claimed, or no record left to claim.
             Ok(_) => Pickup::Run,
             Err(e) => {
                 tracing::warn!(error = %e, "could not mark the job running");

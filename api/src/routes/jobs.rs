@@ -83,7 +83,7 @@ pub async fn submit(
             .observe(started.elapsed().as_secs_f64());
         let body = json!({
             "id": id,
-            "status": "queued",
+            "status": JobStatus::Queued,
             "links": {"self": format!("/v1/jobs/{id}"), "events": format!("/v1/jobs/{id}/events")},
         });
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());

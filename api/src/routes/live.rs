@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use rce_protocol::events::EventKind;
+use rce_protocol::result::JobStatus;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -222,7 +223,10 @@ async fn session(state: AppState, socket: WebSocket, job: Option<(String, bool)>
         Some(job) => job,
         None => match first_submit(&state, &mut rx).await {
             Ok((id, interactive)) => {
-                let accepted = json!({"event": "accepted", "data": {"id": id, "status": "queued"}});
+                let accepted = json!({
+                    "event": "accepted",
+                    "data": {"id": id, "status": JobStatus::Queued},
+                });
                 if tx
                     .send(Message::Text(accepted.to_string().into()))
                     .await
