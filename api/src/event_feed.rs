@@ -156,7 +156,9 @@ impl Feed {
 
     async fn connection(&mut self) -> redis::RedisResult<&mut MultiplexedConnection> {
         if self.conn.is_none() {
-            self.conn = Some(rce_service::redis_conn::blocking_reader(&self.client, BLOCK).await?);
+            let name = rce_service::redis_conn::events_reader_name(&self.job_id);
+            let conn = rce_service::redis_conn::blocking_reader(&self.client, BLOCK, &name).await?;
+            self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("connected above"))
     }

@@ -111,7 +111,8 @@ pub async fn forward_stdin(
     let mut backoff = Backoff::reconnect();
     loop {
         if conn.is_none() {
-            match rce_service::redis_conn::blocking_reader(&client, STDIN_BLOCK).await {
+            let name = rce_service::redis_conn::stdin_reader_name(&id);
+            match rce_service::redis_conn::blocking_reader(&client, STDIN_BLOCK, &name).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "stdin stream: redis unreachable");

@@ -27,7 +27,9 @@ pub fn manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> 
 /// reply to an `XREAD BLOCK` arrives when the block ends, plus a round trip.
 const BLOCKING_GRACE: Duration = Duration::from_secs(5);
 
-/// A connection of its own for a reader that blocks in Redis (`XREAD BLOCK`) for up to `block`.
+/// A connection of its own for a reader that blocks in Redis (`XREAD BLOCK`) for up to `block`,
+/// named `name` in Redis' `CLIENT LIST` (what an operator sees, and how the tests prove that one
+/// connection lasts through a long silence).
 ///
 /// The shared manager's response timeout (and redis' 500 ms default on a plain connection) is
 /// shorter than a block: every idle read would time out, reconnect and back off, so output
@@ -36,11 +38,28 @@ const BLOCKING_GRACE: Duration = Duration::from_secs(5);
 pub async fn blocking_reader(
     client: &redis::Client,
     block: Duration,
+    name: &str,
 ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(block + BLOCKING_GRACE));
-    client
+    let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)
-        .await
+        .await?;
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(name)
+        .query_async::<()>(&mut conn)
+        .await?;
+    Ok(conn)
+}
+
+/// The `CLIENT LIST` name of the api's reader of job `id`'s events.
+pub fn events_reader_name(id: &str) -> String {
+    format!("rce-api:events:{id}")
+}
+
+/// The `CLIENT LIST` name of the runner's reader of job `id`'s interactive input.
+pub fn stdin_reader_name(id: &str) -> String {
+    format!("rce-runner:stdin:{id}")
 }

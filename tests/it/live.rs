@@ -669,7 +669,11 @@ async fn output_after_a_silence_arrives_at_once() {
     let long =
         json!({"language": "python", "source": printer(&[27]), "limits": {"wall_time_ms": 30000}});
     let (a, b) = (submit(&app, short).await, submit(&app, long).await);
-    let (short, long) = tokio::join!(delivery_delays(&app, &a), delivery_delays(&app, &b));
+    let readers = readers_through(rce_service::redis_conn::events_reader_name(&b), 25);
+    let ((short, long), readers) = tokio::join!(
+        async { tokio::join!(delivery_delays(&app, &a), delivery_delays(&app, &b)) },
+        readers
+    );
     assert_eq!((short.len(), long.len()), (3, 1), "{short:?} {long:?}");
     for (silence, delay) in [0, 3, 10, 27].iter().zip(short.iter().chain(&long)) {
         assert!(
@@ -677,6 +681,45 @@ async fn output_after_a_silence_arrives_at_once() {
             "output after {silence} s of silence arrived {delay:?} late"
         );
     }
+    // Quiet underneath too: the follower's blocking reads kept one Redis connection through the
+    // 27 s silence (a read that timed out would have dropped it and opened another).
+    assert_one_connection(&readers, "the api's event reader");
+}
+
+/// The Redis client ids of the connections named `name`, sampled every second for `seconds`.
+async fn readers_through(name: String, seconds: u64) -> Vec<Vec<u64>> {
+    let client = redis::Client::open("redis://127.0.0.1:6379/").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..seconds {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let ids = list
+            .lines()
+            .filter(|line| line.split(' ').any(|f| f == format!("name={name}")))
+            .filter_map(|line| line.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+            .collect();
+        samples.push(ids);
+    }
+    samples
+}
+
+/// Every sample after the reader first connected shows the same one connection.
+fn assert_one_connection(samples: &[Vec<u64>], what: &str) {
+    let seen: Vec<&Vec<u64>> = samples.iter().skip_while(|ids| ids.is_empty()).collect();
+    assert!(!seen.is_empty(), "{what} never connected: {samples:?}");
+    let first = seen[0];
+    assert_eq!(first.len(), 1, "{what}: {samples:?}");
+    // The last samples may come after the job ended and the reader closed.
+    let live: Vec<_> = seen.iter().take_while(|ids| !ids.is_empty()).collect();
+    assert!(
+        live.iter().all(|ids| **ids == first) && live.len() + 2 >= seen.len(),
+        "{what} reconnected during the silence (client ids per second): {samples:?}"
+    );
 }
 
 /// Input sent after the program waited idle reaches it at once: the runner's blocking read of
@@ -698,7 +741,15 @@ async fn input_after_an_idle_wait_is_echoed_at_once() {
         v["event"] == "stdout" && v["data"].as_str().unwrap_or("").contains("ready")
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    let job_id = seen
+        .iter()
+        .find(|v| v["event"] == "accepted")
+        .and_then(|v| v["data"]["id"].as_str())
+        .map(str::to_string);
+    let readers = match &job_id {
+        Some(id) => readers_through(rce_service::redis_conn::stdin_reader_name(id), 12).await,
+        None => panic!("no job id among the first events: {seen:?}"),
+    };
     let sent = Instant::now();
     ws_send(&mut ws, json!({"type": "stdin", "data": "echo\n"})).await;
     ws_until(&mut ws, &mut seen, |v| {
@@ -708,8 +759,10 @@ async fn input_after_an_idle_wait_is_echoed_at_once() {
     let round_trip = sent.elapsed();
     assert!(
         round_trip < Duration::from_millis(250),
-        "an echo after 8 s idle took {round_trip:?}"
+        "an echo after 12 s idle took {round_trip:?}"
     );
+    // The runner's input reader kept one Redis connection through the idle wait.
+    assert_one_connection(&readers, "the runner's stdin reader");
 }
 
 /// A request to a WebSocket route that is not a handshake gets the documented JSON error naming
