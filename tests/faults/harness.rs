@@ -996,7 +996,7 @@ impl Store {
     pub async fn result(&mut self, id: &str) -> Option<String> {
         redis::cmd("HGET")
             .arg(rce_protocol::redis_keys::job(id))
-            .arg("result")
+            .arg(rce_protocol::job_record::field::RESULT)
             .query_async(&mut self.conn)
             .await
             .expect("HGET")
