@@ -94,6 +94,8 @@ pub async fn converse<W: AsyncWrite + Unpin + ?Sized>(
     // Dropped at the outcome: nothing live follows it, and the live writer may finish.
     let mut live = Some(live);
     let mut outcome: Option<ShimRecord> = None;
+    // Judge mode's per-test outcomes, gathered into the outcome when it comes.
+    let mut tests = Vec::new();
     let mut stderr = Vec::new();
     let mut record = None;
     let mut control_open = true;
@@ -107,9 +109,20 @@ pub async fn converse<W: AsyncWrite + Unpin + ?Sized>(
                         for line in lines.push(&message)? {
                             match serde_json::from_slice::<ShimMessage>(&line) {
                                 Ok(ShimMessage::Record(r)) => record = Some(r),
-                                Ok(ShimMessage::Outcome(o)) => {
+                                Ok(ShimMessage::Test { index, outcome }) => {
+                                    if index != tests.len() {
+                                        return Err(StreamError::TestOutOfOrder {
+                                            expected: tests.len(),
+                                            got: index,
+                                        }
+                                        .into());
+                                    }
+                                    tests.push(outcome);
+                                }
+                                Ok(ShimMessage::Outcome(mut o)) => {
                                     live = None;
                                     check_job_id(&o, job_id)?;
+                                    o.tests = std::mem::take(&mut tests);
                                     if let Some(early) = early.take() {
                                         // A caller that stopped listening only wants the end.
                                         let _ = early.send(o.clone());
@@ -178,7 +191,14 @@ pub async fn converse<W: AsyncWrite + Unpin + ?Sized>(
             error: record.error.or(outcome.error),
             ..outcome
         },
-        None => record,
+        None => ShimRecord {
+            tests: if record.tests.is_empty() {
+                tests
+            } else {
+                record.tests
+            },
+            ..record
+        },
     })
 }
 
@@ -204,6 +224,7 @@ async fn forward(live: &mpsc::Sender<LiveEvent>, message: ShimMessage) {
         ShimMessage::Truncated { step } => LiveEvent::Truncated(step),
         ShimMessage::Record(_)
         | ShimMessage::Outcome(_)
+        | ShimMessage::Test { .. }
         | ShimMessage::Baseline(_)
         | ShimMessage::Done { .. } => return,
     };
@@ -305,6 +326,7 @@ pub(crate) mod test_wire {
     /// What a shim reports for job `job_id` whose run step printed `hi`.
     pub fn outcome(job_id: &str) -> ShimRecord {
         ShimRecord {
+            tests: Vec::new(),
             job_id: job_id.into(),
             steps: vec![StepOutcome {
                 name: StepName::Run,
@@ -441,6 +463,50 @@ mod tests {
             wire.heard().await,
             b"{\"job\":\"j1\"}\n",
             "the job line, whole"
+        );
+    }
+
+    /// Judge mode: each test's outcome is a line of its own, gathered in order into the outcome;
+    /// none of them is live output.
+    #[tokio::test]
+    async fn test_lines_are_gathered_into_the_outcome_in_order() {
+        let test = |index, text: &[u8]| {
+            let mut o = outcome("j1").steps.remove(0);
+            o.stdout = rce_protocol::bytes::Base64Bytes(text.to_vec());
+            line(&ShimMessage::Test { index, outcome: o })
+        };
+        let mut wire = TestWire::new();
+        let lines = [
+            test(0, b"3\n"),
+            test(1, b"7\n"),
+            line(&ShimMessage::Outcome(ShimRecord {
+                steps: Vec::new(),
+                ..outcome("j1")
+            })),
+            line(&ShimMessage::Record(clean_record("j1"))),
+            done(),
+        ];
+        wire.say(&lines.concat(), 5);
+        let (end, live, early) = converse_j1(&mut wire, Ending::Done).await;
+        let record = end.expect("a whole job");
+        let outputs: Vec<_> = record.tests.iter().map(|t| t.stdout.0.clone()).collect();
+        assert_eq!(outputs, [b"3\n".to_vec(), b"7\n".to_vec()]);
+        assert_eq!(early.expect("the outcome, early").tests.len(), 2);
+        assert!(live.is_empty(), "{live:?}");
+
+        let mut wire = TestWire::new();
+        wire.say(&[test(0, b""), test(2, b"")].concat(), 4096);
+        let (end, _, _) = converse_j1(&mut wire, Ending::Done).await;
+        let err = end.expect_err("a test went missing");
+        assert!(
+            matches!(
+                err,
+                PoolError::Stream(StreamError::TestOutOfOrder {
+                    expected: 1,
+                    got: 2
+                })
+            ),
+            "{err:?}"
         );
     }
 

@@ -57,6 +57,10 @@ pub enum StreamError {
     /// A line longer than any record can be: a broken shim.
     #[error("the shim printed an endless line")]
     EndlessLine,
+    /// Judge mode: a test's outcome out of order (one lost or repeated): no test result on
+    /// this stream can be attributed with certainty.
+    #[error("the shim reported test {got} where test {expected} was due")]
+    TestOutOfOrder { expected: usize, got: usize },
     /// The task that drove the job's container panicked or was aborted.
     #[error("the job's container task failed: {0}")]
     TaskFailed(#[source] tokio::task::JoinError),

@@ -262,6 +262,7 @@ pub fn shim_job(job: &JobMessage, language: &Language, sandbox: &Sandbox, uid: u
         steps,
         baseline: None,
         interactive: job.interactive,
+        tests: Vec::new(),
     }
 }
 

@@ -355,6 +355,7 @@ impl LanguagePool {
 fn oom_killed_record(plan: &ShimJob) -> ShimRecord {
     let step = plan.steps.last();
     ShimRecord {
+        tests: Vec::new(),
         job_id: plan.job_id.clone(),
         steps: vec![StepOutcome {
             name: step.map_or(StepName::Run, |s| s.name),

@@ -44,6 +44,21 @@ pub struct ShimJob {
     /// [`ShimControl::StdinEof`] or the end of the control channel.
     #[serde(default)]
     pub interactive: bool,
+    /// Judge mode: when not empty, the last step (the run step) is run once per test instead of
+    /// once, each time from the program as the steps before it left it (frozen read-only) in a
+    /// fresh workspace, with the test's input and limits; the whole cleanup and the check that
+    /// the container is at rest come between two tests. Each test's outcome is its own
+    /// [`ShimMessage::Test`] line, so no line or record grows with the number of tests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<ShimTest>,
+}
+
+/// One test of a judge-mode job, as the shim runs it: input and limits only. What the output
+/// should be never enters the container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShimTest {
+    pub stdin: Base64Bytes,
+    pub limits: StepLimits,
 }
 
 /// The resting state of a warm container, measured by `rce-shim idle` as it starts (before any
@@ -146,6 +161,10 @@ pub enum ShimMessage {
     },
     /// The step reached its output cap: no more output follows for it.
     Truncated { step: StepName },
+    /// Judge mode: test `index` (0-based, in the job's order) ended and its processes are gone;
+    /// its workspace is cleaned up after this line. Tests report no live `output`: the outcome
+    /// carries the test's output.
+    Test { index: usize, outcome: StepOutcome },
 }
 
 /// Which of a step's output pipes a chunk came from.
@@ -190,6 +209,11 @@ pub struct ShimRecord {
     /// fault, reported as `internal_error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Judge mode: each test's outcome, in order, for the tests that ran. The shim sends them
+    /// as [`ShimMessage::Test`] lines (never in its record, whose size must not grow with the
+    /// tests); the runner's side of the conversation gathers them here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<StepOutcome>,
 }
 
 /// How a step ended, from the shim's point of view.
@@ -263,6 +287,7 @@ mod tests {
 
     fn record_json() -> String {
         let rec = ShimRecord {
+            tests: Vec::new(),
             job_id: "j1".into(),
             steps: vec![StepOutcome {
                 name: StepName::Run,

@@ -184,6 +184,7 @@ mod tests {
 
     fn record(steps: Vec<StepOutcome>) -> ShimRecord {
         ShimRecord {
+            tests: Vec::new(),
             job_id: "j".into(),
             steps,
             clean: true,

@@ -153,6 +153,7 @@ impl Agent {
                 (None, Piece::Line(line)) => self.start(line),
                 (None, Piece::TooLong) => {
                     self.out.record(ShimRecord {
+                        tests: Vec::new(),
                         clean: true,
                         error: Some(format!("the job line is longer than {MAX_JOB_LINE} bytes")),
                         ..ShimRecord::default()
@@ -192,6 +193,7 @@ impl Agent {
     fn refuse(&mut self, line: &[u8], why: String) {
         let job_id = job::parse(line).map_or_else(|(id, _)| id, |j| j.job_id);
         self.out.record(ShimRecord {
+            tests: Vec::new(),
             job_id,
             clean: true,
             error: Some(why),

@@ -9,6 +9,7 @@ use crate::baseline;
 use crate::cgroup::{self, ContainerCgroup, StepCgroup};
 use crate::cleanup;
 use crate::control::Control;
+use crate::judge_tests;
 use crate::messages::MessageWriter;
 use crate::reaper;
 use crate::step;
@@ -53,6 +54,7 @@ pub fn check_uid(uid: u32) -> Result<(), String> {
 
 fn failed(job_id: String, error: String, clean: bool) -> ShimRecord {
     ShimRecord {
+        tests: Vec::new(),
         job_id,
         steps: Vec::new(),
         clean,
@@ -118,11 +120,16 @@ pub fn run(
     // The contents are on disk now; keep the forks below small.
     job.files = Vec::new();
 
+    // Judge mode: the last step is the tests' template, run by `judge_tests` after the others.
+    let judged = !job.tests.is_empty() && !job.steps.is_empty();
+    let own_steps = job.steps.len() - usize::from(judged);
     let mut outcomes = Vec::with_capacity(job.steps.len());
     let mut errors = Vec::new();
     let mut all_killed = true;
+    let mut tests_clean = true;
     let mut cgroups: Vec<StepCgroup> = Vec::with_capacity(job.steps.len());
-    for (index, s) in job.steps.iter().enumerate() {
+    let mut built = true;
+    for (index, s) in job.steps[..own_steps].iter().enumerate() {
         // A cancellation that came in during setup or the previous step's teardown.
         control.check_now();
         if control.cancelled() {
@@ -142,14 +149,32 @@ pub fn run(
         errors.extend(report.internal_error);
         outcomes.push(report.outcome);
         if !go_on {
+            built = false;
             break;
         }
+    }
+    control.check_now();
+    if judged && built && errors.is_empty() && !control.cancelled() {
+        let report = judge_tests::run_tests(
+            &ws,
+            uid,
+            job.steps.last().expect("judged"),
+            &job.tests,
+            &container,
+            own_steps,
+            &mut control,
+            out,
+            job.baseline.as_ref(),
+        );
+        tests_clean = report.clean;
+        errors.extend(report.errors);
     }
 
     // Every step ended with its processes killed and reaped, so its figures are final: the
     // runner can publish the result while the workspace is cleaned up and checked.
     let error = (!errors.is_empty()).then(|| errors.join("; "));
     out.outcome(ShimRecord {
+        tests: Vec::new(),
         job_id: job.job_id.clone(),
         steps: outcomes,
         clean: false,
@@ -164,9 +189,10 @@ pub fn run(
     let released = memory_released(cgroups);
     let at_rest = back_at_rest(job.baseline.as_ref());
     ShimRecord {
+        tests: Vec::new(),
         job_id: job.job_id,
         steps: Vec::new(),
-        clean: all_killed && left.clean() && released && at_rest,
+        clean: all_killed && tests_clean && left.clean() && released && at_rest,
         error,
     }
 }
@@ -175,7 +201,7 @@ pub fn run(
 /// removes their cgroups. Memory still charged after the job's processes are dead and its files
 /// removed is held by something that outlived it (a memfd or socket in flight in an SCM_RIGHTS
 /// cycle, say): the container must not run another job.
-fn memory_released(cgroups: Vec<StepCgroup>) -> bool {
+pub(crate) fn memory_released(cgroups: Vec<StepCgroup>) -> bool {
     let mut released = true;
     for (index, cg) in cgroups.into_iter().enumerate() {
         match cg.leftover_bytes() {
@@ -199,7 +225,7 @@ fn memory_released(cgroups: Vec<StepCgroup>) -> bool {
 
 /// Whether the container is back to its resting state (true when there is none to compare with:
 /// a runner that does not send one relies on the uid checks alone).
-fn back_at_rest(rest: Option<&Baseline>) -> bool {
+pub(crate) fn back_at_rest(rest: Option<&Baseline>) -> bool {
     let Some(rest) = rest else {
         return true;
     };

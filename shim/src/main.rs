@@ -12,6 +12,7 @@
 //! design.md ("Sandbox model").
 
 mod agent;
+mod artifact;
 mod baseline;
 mod cgroup;
 mod cleanup;
@@ -19,6 +20,7 @@ mod command;
 mod control;
 mod idle;
 mod job;
+mod judge_tests;
 mod messages;
 mod output;
 mod proc_scan;
@@ -55,6 +57,7 @@ fn exec() -> ! {
             job::run(line.job, channel, &line.rest, &mut out)
         }
         Err(error) => ShimRecord {
+            tests: Vec::new(),
             clean: true,
             error: Some(error),
             ..ShimRecord::default()

@@ -1,0 +1,217 @@
+//! Judge mode inside the container: the program the steps before built is frozen
+//! ([`Artifact`]), then the run step runs once per test, each time in a fresh workspace holding
+//! only the artifact's read-only links, under the job's uid and the test's own cgroup and limits.
+//!
+//! Between two tests comes everything that comes between two jobs: every process of the uid
+//! killed, the workspace and the uid's files in the shared directories removed, its IPC objects
+//! removed, the test's memory uncharged, and the container measured back at its rest (with the
+//! artifact). Anything left stops the tests there: no process, file, IPC object or socket of one
+//! test can reach the next. A test's input reaches it only through its stdin pipe, from the
+//! shim's memory; expected outputs never enter the container.
+
+use crate::artifact::Artifact;
+use crate::baseline;
+use crate::cgroup::ContainerCgroup;
+use crate::cleanup;
+use crate::control::Control;
+use crate::job::{back_at_rest, memory_released};
+use crate::messages::MessageWriter;
+use crate::reaper;
+use crate::step;
+use crate::workspace::{self, Workspace};
+use rce_protocol::shim::{Baseline, ShimStep, ShimTest, WORKSPACE_ROOT};
+use std::path::Path;
+
+/// How the tests went, apart from their outcomes (sent as they end).
+#[derive(Debug, Default)]
+pub struct TestsReport {
+    /// The platform's failures (setup, leftovers): the job's error.
+    pub errors: Vec<String>,
+    /// False when something of a test could not be removed: the container must go.
+    pub clean: bool,
+}
+
+/// Runs `run` once per test after the steps before it left their program in `built` (which is
+/// cleaned up here, before the first test). `first_cgroup` numbers the tests' cgroups after the
+/// steps'. `rest` is the container's resting state, if the runner sent it.
+#[allow(clippy::too_many_arguments)]
+pub fn run_tests(
+    built: &Workspace,
+    uid: u32,
+    run: &ShimStep,
+    tests: &[ShimTest],
+    container: &ContainerCgroup,
+    first_cgroup: usize,
+    control: &mut Control,
+    out: &mut MessageWriter,
+    rest: Option<&Baseline>,
+) -> TestsReport {
+    let mut report = TestsReport {
+        errors: Vec::new(),
+        clean: true,
+    };
+    let artifact = Artifact::freeze(&built.path, Path::new(WORKSPACE_ROOT));
+    // The build's processes and files go now, as a job's would: the tests start from the
+    // artifact alone.
+    report.clean &= reaper::kill_all_if_any(uid);
+    let left = cleanup::cleanup(uid, &built.path);
+    report.clean &= left.clean();
+    report.errors.extend(
+        left.problems
+            .iter()
+            .map(|p| format!("after the build: {p}")),
+    );
+    let artifact = match artifact {
+        Ok(a) => a,
+        Err(e) => {
+            report.errors.push(e);
+            return report;
+        }
+    };
+    // At rest with the artifact: what the container must look like between two tests.
+    match report.clean.then(|| rest_with_artifact(rest)).flatten() {
+        None => {
+            report.clean = false;
+            report
+                .errors
+                .push("the container was not at rest after the build".into());
+        }
+        Some(between) => {
+            for (index, test) in tests.iter().enumerate() {
+                control.check_now();
+                if control.cancelled() {
+                    break;
+                }
+                if let Err(e) = run_one(
+                    index,
+                    test,
+                    &artifact,
+                    uid,
+                    run,
+                    container,
+                    first_cgroup + index,
+                    control,
+                    out,
+                    &between,
+                ) {
+                    report.clean = false;
+                    report.errors.push(format!("test {}: {e}", index + 1));
+                    break;
+                }
+            }
+        }
+    }
+    if let Err(e) = artifact.remove() {
+        report.clean = false;
+        report.errors.push(e);
+    }
+    report
+}
+
+/// The resting state with the artifact in place, or `None` when the container is not at rest
+/// apart from it (then no test runs in it): the workspace filesystem's usage is taken as it is
+/// now (the artifact's blocks and inodes); everything else must equal the resting state.
+fn rest_with_artifact(rest: Option<&Baseline>) -> Option<Baseline> {
+    let measured = baseline::measure();
+    if let Some(rest) = rest {
+        let mut expected = rest.clone();
+        for mount in &mut expected.mounts {
+            if let Some(now) = measured
+                .mounts
+                .iter()
+                .find(|m| m.path == WORKSPACE_ROOT && m.path == mount.path)
+            {
+                *mount = now.clone();
+            }
+        }
+        let problems = baseline::differences(&expected, &measured);
+        for p in &problems {
+            eprintln!("rce-shim: not at rest before the tests: {p}");
+        }
+        if !problems.is_empty() {
+            return None;
+        }
+    }
+    // A resting state counts no measuring process; this one was counted.
+    let mut between = measured;
+    between.processes = between.processes.saturating_sub(1);
+    Some(between)
+}
+
+/// Runs test `index` and leaves the container as it was before it; `Err` when it could not.
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    index: usize,
+    test: &ShimTest,
+    artifact: &Artifact,
+    uid: u32,
+    run: &ShimStep,
+    container: &ContainerCgroup,
+    cgroup_index: usize,
+    control: &mut Control,
+    out: &mut MessageWriter,
+    between: &Baseline,
+) -> Result<(), String> {
+    let ws = workspace::create(uid, &[]).map_err(|e| {
+        if let Some(p) = &e.partial {
+            let _ = workspace::remove_partial(p);
+        }
+        format!("workspace: {}", e.message)
+    })?;
+    let mut cgroups = Vec::new();
+    let mut outcome = None;
+    let ran: Result<(), String> = (|| {
+        artifact.link_into(&ws.path)?;
+        let mut cg = container
+            .create_step(cgroup_index, &test.limits)
+            .map_err(|e| format!("cgroup: {e}"))?;
+        let step = ShimStep {
+            name: run.name,
+            argv: run.argv.clone(),
+            env: run.env.clone(),
+            stdin: test.stdin.clone(),
+            limits: test.limits,
+        };
+        // Tests stream no live output: their outcome carries it.
+        let report = step::run(
+            &ws,
+            uid,
+            &step,
+            &mut cg,
+            control,
+            &mut MessageWriter::silent(),
+        );
+        cgroups.push(cg);
+        outcome = Some(report.outcome);
+        match report.internal_error {
+            Some(e) => Err(e),
+            None if !report.all_killed => Err("processes survived the kill".into()),
+            None => Ok(()),
+        }
+    })();
+    let internal = ran.err();
+    if let Some(outcome) = outcome {
+        out.test(index, outcome);
+    }
+    let killed = reaper::kill_all_if_any(uid);
+    let left = cleanup::cleanup(uid, &ws.path);
+    let released = memory_released(cgroups);
+    let at_rest = back_at_rest(Some(between));
+    if let Some(e) = internal {
+        return Err(e);
+    }
+    if !(killed && left.clean() && released && at_rest) {
+        let mut why = left.problems;
+        if !killed {
+            why.push("processes of the uid could not be killed".into());
+        }
+        if !released {
+            why.push("memory stayed charged".into());
+        }
+        if !at_rest {
+            why.push("the container is not back at rest".into());
+        }
+        return Err(format!("not clean after the test: {}", why.join("; ")));
+    }
+    Ok(())
+}
