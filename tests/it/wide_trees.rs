@@ -14,10 +14,12 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// The short wall limit the tree-making jobs run under: the runner's deadline for them is this
-/// plus the 5 s margin (plus the compile limit for C). Bash, which needs about half a second for
-/// its three `mkdir`s here, gets twice as much, so a busy machine cannot turn its verdict.
+/// plus the 5 s margin (plus the compile limit for C).
 const WALL_MS: u64 = 1000;
-const BASH_WALL_MS: u64 = 2000;
+/// Bash's three `mkdir`s need about 1 s of CPU, which a loaded 2-core machine stretched past a
+/// 2 s wall limit (CI): ample room, since the verdict is not what these tests check; how soon
+/// the container is back ([`BACK_WITHIN`]) still bounds the cleanup.
+const BASH_WALL_MS: u64 = 10_000;
 
 /// How soon the container of a tree-making job must run another job: its cleanup (a fraction
 /// of a second) and that job. Less than the runner's margin, which a cleanup that rereads
