@@ -33,7 +33,12 @@ cleanup
 # The fault tests start these binaries as processes of their own.
 cargo build --quiet -p rce-api -p rce-runner
 status=0
-cargo test --workspace --no-fail-fast -- --test-threads="${RCE_TEST_THREADS:-4}" || status=$?
+cargo test --workspace --no-fail-fast -- --test-threads="${RCE_TEST_THREADS:-4}" --skip wide_trees:: || status=$?
+# Alone and one at a time: they check that a container which held 20,000 directories is cleaned
+# within the shim's cleanup budget and runs the next job, which on a 2-core machine saturated by
+# the other tests' jobs it is not (the budget is wall time; past it the container is replaced,
+# correctly, and the test would only measure the load).
+cargo test -p rce-tests --test it --no-fail-fast -- --test-threads=1 wide_trees:: || status=$?
 # The api against its OpenAPI document: a bounded schemathesis run (scripts/fuzz.sh).
 RCE_FUZZ_IN_TEST=1 bash scripts/fuzz.sh || status=$?
 # --nocapture: each fault test prints its tally (submitted / accepted / refused / completed / lost).

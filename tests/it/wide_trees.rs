@@ -8,6 +8,11 @@
 //! survived (a replacement has a new name). The `python_solo` tests (a pool of one container)
 //! check that the very next job runs there, and soon; the C and Bash ones, whose pools hold two,
 //! look for the host name among the jobs run soon after.
+//!
+//! `make test` runs these alone, one at a time, after the rest (scripts/test.sh): the cleanup
+//! budget is wall time, and with the other tests' jobs saturating two cores an 8,100-directory
+//! cleanup ran past it (the container was then replaced, as it should be), so under that load
+//! these would measure the load, not the cleanup.
 
 use crate::helpers::{app, assert_verdict, base_language, both_modes, TestApp};
 use serde_json::{json, Value};
