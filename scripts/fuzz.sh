@@ -88,16 +88,7 @@ RCE_API_ADDR=$api_addr RCE_WAIT_MARGIN_MS=1000 RCE_SSE_HEARTBEAT_SECS=1 \
   target/debug/rce-api >"$log_dir/api.log" 2>&1 </dev/null &
 pids+=($!)
 
-wait_http() {
-  local what=$1 url=$2 log=$3 secs=$4
-  for _ in $(seq 1 $((secs * 4))); do
-    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then return 0; fi
-    sleep 0.25
-  done
-  echo "fuzz: $what did not become ready at $url within ${secs}s; last lines of $log:" >&2
-  tail -n 20 "$log" >&2 || true
-  exit 1
-}
+source scripts/wait-http.sh
 wait_http runner "http://$metrics_addr/healthz" "$log_dir/runner.log" 180
 wait_http api "http://$api_addr/readyz" "$log_dir/api.log" 60
 

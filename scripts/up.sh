@@ -30,16 +30,7 @@ start() {
   echo "$name: started (pid $!, log .run/$name.log)"
 }
 
-wait_http() {
-  local what=$1 url=$2 log=$3 secs=$4
-  for _ in $(seq 1 $((secs * 4))); do
-    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then return 0; fi
-    sleep 0.25
-  done
-  echo "error: $what did not become ready at $url within ${secs}s; see $log" >&2
-  tail -n 20 "$log" >&2 || true
-  exit 1
-}
+source scripts/wait-http.sh
 
 start runner rce-runner
 start api rce-api

@@ -34,7 +34,7 @@ pub async fn run(
     .context("rabbitmq")?;
     let redis = redis::Client::open(config.redis_url.as_str()).context("RCE_REDIS_URL")?;
     let conn = rce_service::redis_conn::manager(&redis).context("redis")?;
-    let store = JobStore::new(conn, config.job_ttl);
+    let store = JobStore::new(conn.clone(), config.job_ttl);
     let completions = Completions::default();
 
     let follower = tokio::spawn(completions.clone().follow(redis.clone(), stop.clone()));
@@ -66,6 +66,8 @@ pub async fn run(
         completions,
         metrics,
         max_body_bytes: config.max_body_bytes,
+        files: rce_files::FileStore::redis(conn.clone(), config.file_ttl),
+        max_file_bytes: config.max_file_bytes,
         wait_margin: config.wait_margin,
     };
     let listener = tokio::net::TcpListener::bind(config.addr)

@@ -25,6 +25,10 @@ pub struct ApiConfig {
     pub topology_path: String,
     pub job_ttl: Duration,
     pub max_body_bytes: usize,
+    /// Largest file `POST /v1/files` takes.
+    pub max_file_bytes: usize,
+    /// How long a file is kept after its last upload or `HEAD`.
+    pub file_ttl: Duration,
     pub wait_margin: Duration,
     pub heartbeat: Duration,
     /// Past a running job's limits, how long before the stuck-job sweeper ends it: long enough
@@ -51,6 +55,8 @@ impl ApiConfig {
             topology_path: var("RCE_TOPOLOGY", rce_protocol::topology::DEFAULT_PATH),
             job_ttl: Duration::from_secs(number("RCE_JOB_TTL_SECS", 86_400)?),
             max_body_bytes: number("RCE_MAX_BODY_BYTES", 2 << 20)? as usize,
+            max_file_bytes: number("RCE_MAX_FILE_BYTES", 64 << 20)? as usize,
+            file_ttl: Duration::from_secs(number("RCE_FILE_TTL_SECS", 7 * 86_400)?),
             wait_margin: Duration::from_millis(number("RCE_WAIT_MARGIN_MS", 15_000)?),
             heartbeat: Duration::from_secs(number("RCE_SSE_HEARTBEAT_SECS", 15)?.max(1)),
             stuck_margin: Duration::from_secs(number("RCE_STUCK_MARGIN_SECS", 60)?),

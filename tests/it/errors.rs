@@ -33,21 +33,7 @@ async fn missing_source_is_422() {
 #[tokio::test(flavor = "multi_thread")]
 async fn limit_over_the_maximum_is_422_with_the_maximum() {
     let app = app();
-    let languages: serde_json::Value = app
-        .http
-        .get(format!("{}/v1/languages", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let python = languages
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["id"] == "python")
-        .unwrap();
+    let python = app.language("python").await;
     let max = python["limits"]["max"]["wall_time_ms"].as_u64().unwrap();
     let (status, body) = app
         .post_jobs(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// default vhost neither steals test jobs nor sees them.
 pub const VHOST: &str = "rce-test";
 /// Redis database for test records, apart from `make up`'s database 0.
-const REDIS_DB: u32 = 15;
+pub const REDIS_DB: u32 = 15;
 /// Runner id of the test runner: its containers carry this label, and `make test` removes them.
 pub const RUNNER_ID: &str = "it";
 
@@ -145,6 +145,8 @@ pub fn api_config(port: u16, topology: &str) -> rce_api::config::ApiConfig {
         topology_path: topology.to_string(),
         job_ttl: Duration::from_secs(3600),
         max_body_bytes: 2 << 20,
+        max_file_bytes: 64 << 20,
+        file_ttl: Duration::from_secs(3600),
         wait_margin: Duration::from_secs(60),
         heartbeat: Duration::from_secs(1),
         stuck_margin: Duration::from_secs(60),
@@ -303,6 +305,25 @@ impl TestApp {
     pub async fn run_source(&self, language: &str, source: &str, stdin: &str) -> Value {
         self.run(json!({"language": language, "source": source, "stdin": stdin}))
             .await
+    }
+
+    /// Language `id` as `GET /v1/languages` lists it.
+    pub async fn language(&self, id: &str) -> Value {
+        let list: Value = self
+            .http
+            .get(format!("{}/v1/languages", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == id)
+            .unwrap_or_else(|| panic!("{id} is not in /v1/languages: {list}"))
+            .clone()
     }
 
     pub async fn get_job(&self, id: &str) -> (u16, Value) {

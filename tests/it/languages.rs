@@ -263,21 +263,7 @@ async fn rust_uses_the_2021_edition() {
     let result = app.run(json!({"language": "rust", "source": src})).await;
     assert_verdict(&result, "ok");
     assert_eq!(result["run"]["stdout"], "12\n");
-    let languages: Value = app
-        .http
-        .get(format!("{}/v1/languages", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rust = languages
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["id"] == "rust")
-        .unwrap();
+    let rust = app.language("rust").await;
     assert!(
         rust["name"].as_str().unwrap().contains("edition 2021"),
         "{rust}"

@@ -8,6 +8,7 @@ mod backpressure;
 mod cross_job;
 mod dead_letters;
 mod errors;
+mod files;
 mod helpers;
 mod hostile;
 mod ids;

@@ -1,5 +1,6 @@
 //! The HTTP surface (`../shared/api.md`), as a `Router` tests can drive without a socket.
 
+pub mod files;
 pub mod health;
 pub mod jobs;
 pub mod languages;
@@ -13,7 +14,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, head, post};
 use axum::Router;
 use rce_broker::BrokerLink;
 use rce_protocol::topology::Topology;
@@ -31,6 +32,9 @@ pub struct AppState {
     pub completions: Completions,
     pub metrics: ApiMetrics,
     pub max_body_bytes: usize,
+    /// Test data, by content.
+    pub files: rce_files::FileStore,
+    pub max_file_bytes: usize,
     pub wait_margin: Duration,
     /// For connections of their own: live subscribers hold theirs in blocking reads.
     pub redis: redis::Client,
@@ -46,6 +50,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
         .route("/v1/jobs/{id}/events", get(live::events))
         .route("/v1/jobs/{id}/ws", get(live::attach))
+        .route("/v1/files", post(files::upload))
+        .route("/v1/files/{id}", head(files::head))
         .route("/v1/languages", get(languages::list))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
