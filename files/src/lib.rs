@@ -2,8 +2,10 @@
 //! id is, and the store the api writes files to and runners read them from. Job messages carry
 //! ids, never the data, so a 64 MiB input crosses the broker as 71 bytes.
 
+pub mod disk_cache;
 pub mod file_id;
 pub mod store;
 
+pub use disk_cache::DiskCache;
 pub use file_id::FileId;
 pub use store::{FileStore, Put, StoreError};
