@@ -8,6 +8,8 @@
 //! | `RCE_TOPOLOGY` | `topology.yaml` | the fleet's topology |
 //! | `RCE_JOB_TTL_SECS` | `86400` | how long job records are kept |
 //! | `RCE_MAX_BODY_BYTES` | `2097152` | largest accepted request body (413 above) |
+//! | `RCE_MAX_FILE_BYTES` | `67108864` | largest file `POST /v1/files` stores (413 above) |
+//! | `RCE_FILE_TTL_SECS` | `604800` | how long a file is kept after its last upload or `HEAD` |
 //! | `RCE_WAIT_MARGIN_MS` | `15000` | `wait=true` waits for the job's limits plus this |
 //! | `RCE_SSE_HEARTBEAT_SECS` | `15` | idle SSE streams get a comment line this often, so proxies keep them open |
 //! | `RCE_STUCK_MARGIN_SECS` | `60` | a running job with no result this long past its limits is ended `internal_error` (its runner is lost) |
