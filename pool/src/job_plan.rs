@@ -266,9 +266,24 @@ pub fn shim_job(job: &JobMessage, language: &Language, sandbox: &Sandbox, uid: u
     }
 }
 
-/// How long the runner waits for the shim before declaring the container broken.
+/// What a judge-mode test may take besides its own wall limit: its workspace, its cleanup and
+/// the check that the container is back at rest (tens of milliseconds; the rest is slack).
+pub const PER_TEST_MARGIN_MS: u64 = 1_000;
+
+/// How long the runner waits for the shim before declaring the container broken: every step's
+/// wall limit (in judge mode the run step's once per test, with its limits) plus the margins.
 pub fn deadline_ms(job: &ShimJob) -> u64 {
-    job.steps.iter().map(|s| s.limits.wall_time_ms).sum::<u64>() + SHIM_MARGIN_MS
+    let steps = job.steps.len() - usize::from(!job.tests.is_empty() && !job.steps.is_empty());
+    let own: u64 = job.steps[..steps]
+        .iter()
+        .map(|s| s.limits.wall_time_ms)
+        .sum();
+    let tests: u64 = job
+        .tests
+        .iter()
+        .map(|t| t.limits.wall_time_ms + PER_TEST_MARGIN_MS)
+        .sum();
+    own + tests + SHIM_MARGIN_MS
 }
 
 #[cfg(test)]
@@ -297,6 +312,32 @@ mod tests {
             created_at: chrono::Utc::now(),
             interactive: false,
         }
+    }
+
+    /// In judge mode the run step counts once per test, with each test's own wall limit and
+    /// margin, instead of once with the job's.
+    #[test]
+    fn a_judged_jobs_deadline_counts_every_test() {
+        let t = topology();
+        let c = t.language("c").unwrap();
+        let mut sj = shim_job(&job(&c), &c, &t.sandbox, 20001);
+        let (compile, run) = (sj.steps[0].limits, sj.steps[1].limits);
+        assert_eq!(
+            deadline_ms(&sj),
+            compile.wall_time_ms + run.wall_time_ms + SHIM_MARGIN_MS
+        );
+        let test = |wall_time_ms| rce_protocol::shim::ShimTest {
+            stdin: Default::default(),
+            limits: StepLimits {
+                wall_time_ms,
+                ..run
+            },
+        };
+        sj.tests = vec![test(100), test(200), test(300)];
+        assert_eq!(
+            deadline_ms(&sj),
+            compile.wall_time_ms + 600 + 3 * PER_TEST_MARGIN_MS + SHIM_MARGIN_MS
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use bollard::Docker;
 use deadpool::managed::{Manager, Object, Pool};
 use deadpool::Runtime;
 use rce_protocol::job::JobMessage;
-use rce_protocol::shim::{ShimJob, ShimRecord, StepOutcome, Termination};
+use rce_protocol::shim::{ShimJob, ShimRecord, ShimTest, StepOutcome, Termination};
 use rce_protocol::step::StepName;
 use rce_protocol::topology::{Language, Sandbox, Topology};
 use rce_service::backoff::Backoff;
@@ -181,6 +181,17 @@ impl LanguagePool {
         job: &JobMessage,
         channels: JobChannels,
     ) -> Result<ShimRecord, PoolError> {
+        self.run_tests(job, Vec::new(), channels).await
+    }
+
+    /// [`LanguagePool::run`] in judge mode: the job's run step once per test of `tests` (none:
+    /// a plain job), their outcomes in the record's `tests`.
+    pub async fn run_tests(
+        self: &Arc<Self>,
+        job: &JobMessage,
+        tests: Vec<ShimTest>,
+        channels: JobChannels,
+    ) -> Result<ShimRecord, PoolError> {
         let container = self.checkout().await?;
         let (early_tx, early_rx) = oneshot::channel();
         let this = Arc::clone(self);
@@ -188,7 +199,9 @@ impl LanguagePool {
         let finish = tokio::spawn(
             async move {
                 let mut container = container;
-                let result = this.run_in(&mut container, &job, channels, early_tx).await;
+                let result = this
+                    .run_in(&mut container, &job, tests, channels, early_tx)
+                    .await;
                 this.settle(container, &result);
                 result
             }
@@ -240,6 +253,7 @@ impl LanguagePool {
         &self,
         c: &mut WarmContainer,
         job: &JobMessage,
+        tests: Vec<ShimTest>,
         channels: JobChannels,
         early: oneshot::Sender<ShimRecord>,
     ) -> Result<ShimRecord, PoolError> {
@@ -247,6 +261,7 @@ impl LanguagePool {
         c.jobs_run += 1;
         let mut plan = shim_job(job, &self.language, &self.sandbox, uid);
         plan.baseline = Some(c.baseline.clone());
+        plan.tests = tests;
         let deadline = Duration::from_millis(deadline_ms(&plan));
         let mut payload = serde_json::to_vec(&plan)?;
         payload.push(b'\n');

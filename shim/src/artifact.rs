@@ -31,18 +31,29 @@ pub struct Artifact {
 }
 
 impl Artifact {
-    /// Copies the top-level regular files of `workspace` into a new artifact under `root`
-    /// ([`WORKSPACE_ROOT`] in a container).
-    pub fn freeze(workspace: &Path, root: &Path) -> Result<Self, String> {
+    /// Copies the top-level regular files of `workspace` (the job's, owned by `uid`, whose
+    /// processes are all gone) into a new artifact under `root` ([`WORKSPACE_ROOT`] in a
+    /// container).
+    ///
+    /// The shim holds no `CAP_DAC_OVERRIDE`, so it cannot read what the job owns: it takes the
+    /// workspace and each file to be frozen over first (`CAP_CHOWN`), reads them as their
+    /// owner, and hands the directory back to the uid so that the cleanup, which runs as the
+    /// uid, can remove it as usual. A file with more than one link is left out: taking it over
+    /// would take over whatever else it is.
+    pub fn freeze(workspace: &Path, root: &Path, uid: u32) -> Result<Self, String> {
+        take_over(workspace, 0o700)?;
         let dir = new_dir(root)?;
         let artifact = Self {
             dir: dir.clone(),
             names: Vec::new(),
         };
-        artifact.fill(workspace).inspect_err(|_| {
+        let frozen = artifact.fill(workspace).inspect_err(|_| {
             // Nothing half-frozen stays behind to count against the container's rest.
             let _ = fs::remove_dir_all(&dir);
-        })
+        });
+        std::os::unix::fs::chown(workspace, Some(uid), Some(uid))
+            .map_err(|e| format!("handing the workspace back: {e}"))?;
+        frozen
     }
 
     fn fill(mut self, workspace: &Path) -> Result<Self, String> {
@@ -56,6 +67,14 @@ impl Artifact {
             if RESERVED.contains(&name.as_str()) || workspace::validate_name(&name).is_err() {
                 continue;
             }
+            let path = entry.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() || meta.nlink() != 1 {
+                continue;
+            }
+            take_over(&path, 0o400 | (meta.mode() & 0o111))?;
             // Never follows a link: a symlink left by the compile is not copied, whatever it
             // points at.
             let mut source = match OpenOptions::new()
@@ -120,6 +139,15 @@ impl Artifact {
     }
 }
 
+/// Makes `path` (a directory, or a regular file just checked to be one) root's with `mode`,
+/// without following a symlink.
+fn take_over(path: &Path, mode: u32) -> Result<(), String> {
+    std::os::unix::fs::lchown(path, Some(0), Some(0))
+        .map_err(|e| format!("taking over {}: {e}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("taking over {}: {e}", path.display()))
+}
+
 /// A new root-owned directory `a-<random>` under `root`, mode 0711: its files can be opened by
 /// name, never listed.
 fn new_dir(root: &Path) -> Result<PathBuf, String> {
@@ -159,7 +187,7 @@ mod tests {
         fs::write(ws.join(".cache").join("junk"), b"x").unwrap();
         fs::create_dir(ws.join("sub")).unwrap();
         symlink("/etc/passwd", ws.join("link")).unwrap();
-        let artifact = Artifact::freeze(&ws, &base).unwrap();
+        let artifact = Artifact::freeze(&ws, &base, 0).unwrap();
         assert_eq!(artifact.names(), ["main", "main.cpp"]);
         let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
         assert_eq!(mode(&artifact.dir.join("main")), 0o555);
@@ -190,7 +218,7 @@ mod tests {
         fs::create_dir_all(&ws).unwrap();
         let f = fs::File::create(ws.join("huge")).unwrap();
         f.set_len(MAX_BYTES + 1).unwrap();
-        let e = Artifact::freeze(&ws, &base).unwrap_err();
+        let e = Artifact::freeze(&ws, &base, 0).unwrap_err();
         assert!(e.contains("over 64 MiB"), "{e}");
         let left: Vec<_> = fs::read_dir(&base)
             .unwrap()

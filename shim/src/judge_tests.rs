@@ -50,10 +50,10 @@ pub fn run_tests(
         errors: Vec::new(),
         clean: true,
     };
-    let artifact = Artifact::freeze(&built.path, Path::new(WORKSPACE_ROOT));
-    // The build's processes and files go now, as a job's would: the tests start from the
-    // artifact alone.
+    // The build's processes go first; then its files are frozen, and its workspace is cleaned
+    // up as a job's would be: the tests start from the artifact alone.
     report.clean &= reaper::kill_all_if_any(uid);
+    let artifact = Artifact::freeze(&built.path, Path::new(WORKSPACE_ROOT), uid);
     let left = cleanup::cleanup(uid, &built.path);
     report.clean &= left.clean();
     report.errors.extend(
@@ -152,7 +152,7 @@ fn run_one(
     out: &mut MessageWriter,
     between: &Baseline,
 ) -> Result<(), String> {
-    let ws = workspace::create(uid, &[]).map_err(|e| {
+    let ws = workspace::create_then(uid, &[], |dir| artifact.link_into(dir)).map_err(|e| {
         if let Some(p) = &e.partial {
             let _ = workspace::remove_partial(p);
         }
@@ -161,7 +161,6 @@ fn run_one(
     let mut cgroups = Vec::new();
     let mut outcome = None;
     let ran: Result<(), String> = (|| {
-        artifact.link_into(&ws.path)?;
         let mut cg = container
             .create_step(cgroup_index, &test.limits)
             .map_err(|e| format!("cgroup: {e}"))?;

@@ -54,6 +54,16 @@ pub struct SetupError {
 /// root-owned 0700 directory and handed to the uid last, so the job never sees a half-made
 /// workspace and root never has to reach into a directory the job owns.
 pub fn create(uid: u32, files: &[ShimFile]) -> Result<Workspace, SetupError> {
+    create_then(uid, files, |_| Ok(()))
+}
+
+/// [`create`], with `fill` called on the directory while it is still root's (judge mode links
+/// its artifact in there: once the uid owns it, root without `CAP_DAC_OVERRIDE` cannot write it).
+pub fn create_then(
+    uid: u32,
+    files: &[ShimFile],
+    fill: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<Workspace, SetupError> {
     let fail = |partial: Option<&Path>, message: String| SetupError {
         partial: partial.map(Path::to_path_buf),
         message,
@@ -93,6 +103,7 @@ pub fn create(uid: u32, files: &[ShimFile]) -> Result<Workspace, SetupError> {
             .map_err(|e| fail(p, format!("creating {name}: {e}")))?;
         chown(&dir, Some(uid), Some(uid)).map_err(|e| fail(p, format!("chown of {name}: {e}")))?;
     }
+    fill(&path).map_err(|m| fail(p, m))?;
     chown(&path, Some(uid), Some(uid))
         .map_err(|e| fail(p, format!("chown of the workspace: {e}")))?;
     Ok(Workspace { path })

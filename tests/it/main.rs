@@ -13,6 +13,7 @@ mod helpers;
 mod hostile;
 mod ids;
 mod input_handling;
+mod judge_sandbox;
 mod languages;
 mod leaks;
 mod live;
