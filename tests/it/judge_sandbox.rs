@@ -1,7 +1,7 @@
 //! Judge mode in a real warm container, below the API (which does not take tests yet): the
 //! program is built once, each test runs from the sealed artifact in a fresh workspace, and
 //! nothing one test leaves (a file in the workspace or /tmp, a daemon) reaches the next. A pool
-//! of its own (runner id `judge-it`, its own uid blocks), removed at the end.
+//! of its own (runner id `judge-it`, uid blocks of runner index 5), removed at the end.
 
 use rce_pool::cgroup_delegation::CgroupDelegation;
 use rce_pool::job_plan::UidRange;
@@ -20,8 +20,9 @@ async fn pools(languages: &[&str]) -> Pools {
     let cgroups = CgroupDelegation::detect(&docker, Path::new("/sys/fs/cgroup"), RUNNER)
         .await
         .unwrap();
-    // Index 3: apart from `make up` (0), the shared test runner (1) and the benchmarks.
-    let uids = UidRange::for_runner(&topology.sandbox, 3, 64).unwrap();
+    // Index 5 of the default 1,024 blocks: apart from `make up` (0), the shared test runner (1),
+    // the benchmarks (2), the fault tests (3) and the fuzz run (4).
+    let uids = UidRange::for_runner(&topology.sandbox, 5, 1024).unwrap();
     let languages: Vec<String> = languages.iter().map(|l| l.to_string()).collect();
     let pools = Pools::new(docker, &topology, RUNNER, &languages, cgroups, uids).unwrap();
     pools.remove_all_containers().await.unwrap();
