@@ -25,18 +25,7 @@ impl From<StoreError> for ApiError {
 /// `POST /v1/files`: the body is the file, as raw bytes (any `Content-Type`); an empty file is a
 /// file. `201` when it was stored now, `200` when it was already.
 pub async fn upload(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    let bytes = axum::body::to_bytes(body, state.max_file_bytes)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the file is larger than the maximum of {} bytes",
-                    state.max_file_bytes
-                ),
-            )
-        })?;
+    let bytes = super::read_body(body, state.max_file_bytes, "the file").await?;
     let (id, put) = state.files.put(&bytes).await?;
     let status = match put {
         Put::Created => StatusCode::CREATED,

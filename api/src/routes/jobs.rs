@@ -119,18 +119,7 @@ async fn read_submission(
 ) -> Result<(bool, submission::SubmitRequest), ApiError> {
     let Query(pairs) = query?;
     let wait = parse_wait(&pairs)?;
-    let bytes = axum::body::to_bytes(body, state.max_body_bytes)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the request body is larger than {} bytes",
-                    state.max_body_bytes
-                ),
-            )
-        })?;
+    let bytes = super::read_body(body, state.max_body_bytes, "the request body").await?;
     Ok((wait, submission::parse(&bytes)?))
 }
 

@@ -63,6 +63,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The whole body, or a `413 payload_too_large` once it passes `limit` bytes (`what` names it in
+/// the message: "the request body", "the file").
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    what: &str,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("{what} is larger than {limit} bytes"),
+        )
+    })
+}
+
 /// Longest framework error text carried over into a JSON error.
 const REJECTION_TEXT_LIMIT: usize = 4096;
 
