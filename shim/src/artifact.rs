@@ -10,13 +10,12 @@
 //! kept, the shape the file-name rule gives every job; the reserved `.tmp` and `.cache` (a
 //! compiler's scratch and caches) are left behind with anything else.
 
-use crate::sys;
 use crate::workspace::{self, RESERVED};
 #[cfg(doc)]
 use rce_protocol::shim::WORKSPACE_ROOT;
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The most an artifact may hold, so that freezing cannot fill the workspace filesystem (a
@@ -42,7 +41,8 @@ impl Artifact {
     /// would take over whatever else it is.
     pub fn freeze(workspace: &Path, root: &Path, uid: u32) -> Result<Self, String> {
         take_over(workspace, 0o700)?;
-        let dir = new_dir(root)?;
+        // Root's, 0711: its files can be opened by name, never listed.
+        let dir = workspace::unique_dir(root, "a-", 0o711, "the artifact")?;
         let artifact = Self {
             dir: dir.clone(),
             names: Vec::new(),
@@ -146,28 +146,6 @@ fn take_over(path: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("taking over {}: {e}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| format!("taking over {}: {e}", path.display()))
-}
-
-/// A new root-owned directory `a-<random>` under `root`, mode 0711: its files can be opened by
-/// name, never listed.
-fn new_dir(root: &Path) -> Result<PathBuf, String> {
-    for _ in 0..8 {
-        let mut random = [0u8; 16];
-        sys::random_bytes(&mut random).map_err(|e| format!("reading random bytes: {e}"))?;
-        let name = format!("a-{}", &workspace::dir_name(&random)[2..]);
-        let path = root.join(name);
-        match DirBuilder::new().mode(0o711).create(&path) {
-            Ok(()) => {
-                // The umask may have narrowed the mode.
-                fs::set_permissions(&path, fs::Permissions::from_mode(0o711))
-                    .map_err(|e| format!("creating the artifact: {e}"))?;
-                return Ok(path);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(format!("creating the artifact: {e}")),
-        }
-    }
-    Err("could not find a free artifact name".into())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::sys;
 use rce_protocol::shim::{ShimFile, WORKSPACE_ROOT};
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{chown, fchown, DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{chown, fchown, DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Directories the shim creates inside every workspace (TMPDIR and XDG_CACHE_HOME): the names
@@ -21,10 +21,10 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         .map_err(|why| format!("invalid file name {name:?}: {why}"))
 }
 
-/// `j-` followed by 32 hex digits of `random`.
-pub fn dir_name(random: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(34);
-    s.push_str("j-");
+/// `prefix` followed by 32 hex digits of `random`.
+pub fn dir_name(prefix: &str, random: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(prefix.len() + 32);
+    s.push_str(prefix);
     for b in random {
         s.push_str(&format!("{b:02x}"));
     }
@@ -79,7 +79,7 @@ pub fn create_then(
             .create(root)
             .map_err(|e| fail(None, format!("creating {WORKSPACE_ROOT}: {e}")))?;
     }
-    let path = make_unique_dir(root).map_err(|m| fail(None, m))?;
+    let path = unique_dir(root, "j-", 0o700, "the workspace").map_err(|m| fail(None, m))?;
     let p = Some(path.as_path());
     for f in files {
         let file_path = path.join(&f.name);
@@ -109,18 +109,29 @@ pub fn create_then(
     Ok(Workspace { path })
 }
 
-fn make_unique_dir(root: &Path) -> Result<PathBuf, String> {
+/// A new directory `<prefix><32 random hex digits>` under `root` with exactly `mode` (whatever
+/// the umask), for a job's workspace or judge mode's artifact; `what` names it in errors.
+pub(crate) fn unique_dir(
+    root: &Path,
+    prefix: &str,
+    mode: u32,
+    what: &str,
+) -> Result<PathBuf, String> {
     for _ in 0..8 {
         let mut random = [0u8; 16];
         sys::random_bytes(&mut random).map_err(|e| format!("reading random bytes: {e}"))?;
-        let path = root.join(dir_name(&random));
-        match DirBuilder::new().mode(0o700).create(&path) {
-            Ok(()) => return Ok(path),
+        let path = root.join(dir_name(prefix, &random));
+        match DirBuilder::new().mode(mode).create(&path) {
+            Ok(()) => {
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                    .map_err(|e| format!("creating {what}: {e}"))?;
+                return Ok(path);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(format!("creating the workspace: {e}")),
+            Err(e) => return Err(format!("creating {what}: {e}")),
         }
     }
-    Err("could not find a free workspace name".into())
+    Err(format!("could not find a free name for {what}"))
 }
 
 /// Removes a workspace whose setup failed, before any job process ran (so nothing in it is the
@@ -181,7 +192,7 @@ mod tests {
 
     #[test]
     fn dir_names_are_hex() {
-        let n = dir_name(&[0xab; 16]);
+        let n = dir_name("j-", &[0xab; 16]);
         assert_eq!(n.len(), 34);
         assert!(n.starts_with("j-abab"));
         assert!(n[2..].chars().all(|c| c.is_ascii_hexdigit()));
