@@ -267,9 +267,10 @@ impl OutOfMemorySign {
         ended_so && (printed(&step.stderr.0) || printed(&step.stdout.0))
     }
 
-    /// Marks every step of `record` that shows the sign as ended at its memory limit.
+    /// Marks every step and judge-mode test of `record` that shows the sign as ended at its
+    /// memory limit.
     pub fn apply(&self, record: &mut ShimRecord) {
-        for step in &mut record.steps {
+        for step in record.steps.iter_mut().chain(record.tests.iter_mut()) {
             if self.shown_by(step) {
                 step.termination = Termination::MemoryLimit;
             }
@@ -562,6 +563,19 @@ mod tests {
             "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory";
         assert!(node.shown_by(&step(Termination::Signaled, None, Some(6), v8)));
         assert!(!node.shown_by(&step(Termination::Signaled, None, Some(11), v8)));
+        // Judge mode's tests too, not only the record's steps.
+        let mut record = ShimRecord {
+            steps: vec![step(Termination::Exited, Some(0), None, "")],
+            tests: vec![
+                step(Termination::Exited, Some(0), None, ""),
+                step(Termination::Exited, Some(3), None, words),
+            ],
+            ..ShimRecord::default()
+        };
+        java.apply(&mut record);
+        assert_eq!(record.steps[0].termination, Termination::Exited);
+        assert_eq!(record.tests[0].termination, Termination::Exited);
+        assert_eq!(record.tests[1].termination, Termination::MemoryLimit);
     }
 
     #[test]
