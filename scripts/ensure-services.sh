@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the services the fleet needs are installed and answering on this machine:
-# Docker Engine (Debian's docker.io), RabbitMQ (>= 3.8: quorum queues), Redis, plus debootstrap
-# for the base image (images/base) and python3-venv for the fuzz run (scripts/fuzz.sh).
+# Docker Engine (Debian's docker.io), RabbitMQ (>= 3.8: quorum queues), Redis, a local S3 server
+# (moto, scripts/ensure-s3.sh: the S3 file store's tests), plus debootstrap for the base image
+# (images/base) and python3-venv for the fuzz run (scripts/fuzz.sh) and moto.
 # Idempotent: on a machine where all of them already run it only checks them (well under 2 s). Works without systemd (starts daemons directly / through
 # /etc/init.d), and with it (systemctl). Meant for Debian/Ubuntu, as root (sudo otherwise).
 #
@@ -161,5 +162,8 @@ else
             "see /var/log/rabbitmq/ (startup_log, startup_err, rabbit@${HOSTNAME%%.*}.log)"
     echo "rabbitmq: started"
 fi
+
+# --- S3 (moto) --------------------------------------------------------------------------------
+bash "$(dirname "$0")/ensure-s3.sh" || die "the local S3 server (moto) did not start; see target/s3/"
 
 echo "debootstrap: installed"

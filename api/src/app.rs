@@ -35,6 +35,9 @@ pub async fn run(
     let redis = redis::Client::open(config.redis_url.as_str()).context("RCE_REDIS_URL")?;
     let conn = rce_service::redis_conn::manager(&redis).context("redis")?;
     let store = JobStore::new(conn.clone(), config.job_ttl);
+    let files =
+        rce_files::FileStore::from_config(&config.file_store, conn.clone(), config.file_ttl)
+            .context("the file store")?;
     let completions = Completions::default();
 
     let follower = tokio::spawn(completions.clone().follow(redis.clone(), stop.clone()));
@@ -66,7 +69,7 @@ pub async fn run(
         completions,
         metrics,
         max_body_bytes: config.max_body_bytes,
-        files: rce_files::FileStore::redis(conn.clone(), config.file_ttl),
+        files,
         max_file_bytes: config.max_file_bytes,
         wait_margin: config.wait_margin,
     };

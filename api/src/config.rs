@@ -9,7 +9,8 @@
 //! | `RCE_JOB_TTL_SECS` | `86400` | how long job records are kept |
 //! | `RCE_MAX_BODY_BYTES` | `2097152` | largest accepted request body (413 above) |
 //! | `RCE_MAX_FILE_BYTES` | `67108864` | largest file `POST /v1/files` stores (413 above) |
-//! | `RCE_FILE_TTL_SECS` | `604800` | how long a file is kept after its last upload or `HEAD` |
+//! | `RCE_FILE_TTL_SECS` | `604800` | how long a file is kept after its last upload or `HEAD` (Redis store) |
+//! | `RCE_FILE_STORE` | `redis` | where files live: `redis` or `s3` (`RCE_S3_*`: see `rce_files::config`) |
 //! | `RCE_WAIT_MARGIN_MS` | `15000` | `wait=true` waits for the job's limits plus this |
 //! | `RCE_SSE_HEARTBEAT_SECS` | `15` | idle SSE streams get a comment line this often, so proxies keep them open |
 //! | `RCE_STUCK_MARGIN_SECS` | `60` | a running job with no result this long past its limits is ended `internal_error` (its runner is lost) |
@@ -29,8 +30,11 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Largest file `POST /v1/files` takes.
     pub max_file_bytes: usize,
-    /// How long a file is kept after its last upload or `HEAD`.
+    /// How long a file is kept after its last upload or `HEAD` (in Redis; a bucket's lifecycle
+    /// rule decides in S3).
     pub file_ttl: Duration,
+    /// Where files live; runners read the same variables, so they look where the api wrote.
+    pub file_store: rce_files::StoreConfig,
     pub wait_margin: Duration,
     pub heartbeat: Duration,
     /// Past a running job's limits, how long before the stuck-job sweeper ends it: long enough
@@ -59,6 +63,7 @@ impl ApiConfig {
             max_body_bytes: number("RCE_MAX_BODY_BYTES", 2 << 20)? as usize,
             max_file_bytes: number("RCE_MAX_FILE_BYTES", 64 << 20)? as usize,
             file_ttl: Duration::from_secs(number("RCE_FILE_TTL_SECS", 7 * 86_400)?),
+            file_store: rce_files::StoreConfig::from_env().context("the file store")?,
             wait_margin: Duration::from_millis(number("RCE_WAIT_MARGIN_MS", 15_000)?),
             heartbeat: Duration::from_secs(number("RCE_SSE_HEARTBEAT_SECS", 15)?.max(1)),
             stuck_margin: Duration::from_secs(number("RCE_STUCK_MARGIN_SECS", 60)?),

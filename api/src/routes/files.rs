@@ -14,6 +14,13 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Redis(e) => e.into(),
+            StoreError::ObjectStore(e) => {
+                tracing::error!(error = %e, "the object store failed");
+                ApiError::unavailable(
+                    "store_unavailable",
+                    "the file store is unavailable; retry shortly",
+                )
+            }
             StoreError::Corrupt { id } => {
                 tracing::error!(file = %id, "a stored file does not match its hash");
                 ApiError::store_unavailable()
