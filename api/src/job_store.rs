@@ -170,6 +170,8 @@ impl JobStore {
             finished_at: chrono::Utc::now(),
             queue_ms: None,
             runner: None,
+            tests: None,
+            score: None,
         };
         let cancelled_view = JobView::from_result(result.clone());
         let announcement = ControlMessage {

@@ -21,6 +21,11 @@ pub struct JobView {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub queue_ms: Option<u64>,
+    /// Judge mode: each test's result, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tests: Option<Vec<rce_protocol::judge::TestResult>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<rce_protocol::judge::Score>,
 }
 
 fn millis(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -59,6 +64,8 @@ impl JobView {
             started_at: h.remove(field::STARTED_AT),
             finished_at: None,
             queue_ms: None,
+            tests: None,
+            score: None,
         })
     }
 
@@ -83,6 +90,8 @@ impl JobView {
             started_at: r.started_at.map(millis),
             finished_at: Some(millis(r.finished_at)),
             queue_ms: r.queue_ms,
+            tests: r.tests,
+            score: r.score,
         }
     }
 }

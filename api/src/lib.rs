@@ -10,6 +10,7 @@ pub mod event_feed;
 pub mod job_id;
 pub mod job_store;
 pub mod job_view;
+pub mod judge_submission;
 pub mod metrics;
 pub mod recorder;
 pub mod routes;

@@ -241,6 +241,17 @@ pub fn array(value: Json, path: &str, expected: &str) -> Result<Vec<Json>, ApiEr
     }
 }
 
+/// Any finite JSON number, as a float (`points`, tolerances).
+pub fn number(value: Json, path: &str, expected: &str) -> Result<f64, ApiError> {
+    match &value {
+        Json::Number(n) => n
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .ok_or_else(|| wrong_type(path, expected, &value)),
+        _ => Err(wrong_type(path, expected, &value)),
+    }
+}
+
 /// 2^64 as a float: the first float too large for a u64.
 const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 

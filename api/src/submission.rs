@@ -2,6 +2,7 @@
 //! Errors name the JSON path of the offending field.
 
 use crate::error::ApiError;
+pub use crate::judge_submission::Staging;
 use crate::strict_json::{self, Fields, Json};
 use rce_protocol::bytes::{decode_base64, Base64Bytes};
 use rce_protocol::file_names::{self, FileNameError};
@@ -31,6 +32,8 @@ pub struct SubmitRequest {
     pub limits: PartialLimits,
     /// Keep the program's stdin open for input sent over the job's WebSocket.
     pub interactive: bool,
+    /// Judge mode's fields, when the job has `tests`.
+    pub judge: Option<crate::judge_submission::JudgeRequest>,
 }
 
 #[derive(Debug)]
@@ -40,7 +43,7 @@ pub struct FileRequest {
     pub encoding: String,
 }
 
-const SUBMIT_FIELDS: [&str; 9] = [
+const SUBMIT_FIELDS: [&str; 13] = [
     "language",
     "source",
     "files",
@@ -50,6 +53,10 @@ const SUBMIT_FIELDS: [&str; 9] = [
     "args",
     "limits",
     "interactive",
+    "tests",
+    "checker",
+    "stop_on_failure",
+    "return_output",
 ];
 const FILE_FIELDS: [&str; 3] = ["name", "content", "encoding"];
 const LIMIT_FIELDS: [&str; 5] = [
@@ -112,13 +119,14 @@ pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
     };
     let limits = match job.non_null("limits", "an object of limits")? {
         None => PartialLimits::default(),
-        Some(v) => parse_limits(v)?,
+        Some(v) => parse_limits_at(v, "limits")?,
     };
     let interactive = job
         .non_null("interactive", "true or false")?
         .map(|v| strict_json::boolean(v, "interactive"))
         .transpose()?
         .unwrap_or(false);
+    let judge = crate::judge_submission::parse(&mut job)?;
     job.finish(&SUBMIT_FIELDS)?;
     Ok(SubmitRequest {
         language,
@@ -130,10 +138,11 @@ pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
         args,
         limits,
         interactive,
+        judge,
     })
 }
 
-fn parse_file(value: Json, path: &str) -> Result<FileRequest, ApiError> {
+pub(crate) fn parse_file(value: Json, path: &str) -> Result<FileRequest, ApiError> {
     let mut file = Fields::of(value, path, "a file: {\"name\", \"content\", \"encoding\"}")?;
     let name_path = file.path("name");
     let name = strict_json::string(
@@ -161,8 +170,9 @@ fn parse_file(value: Json, path: &str) -> Result<FileRequest, ApiError> {
     })
 }
 
-fn parse_limits(value: Json) -> Result<PartialLimits, ApiError> {
-    let mut limits = Fields::of(value, "limits", "limits by name")?;
+/// Limits by name at `path` (`limits`, `tests[3].limits`).
+pub(crate) fn parse_limits_at(value: Json, path: &str) -> Result<PartialLimits, ApiError> {
+    let mut limits = Fields::of(value, path, "limits by name")?;
     let mut take = |key: &str| {
         let path = limits.path(key);
         limits
@@ -221,13 +231,14 @@ pub fn describe_base64_error(e: &base64::DecodeError) -> String {
     }
 }
 
-/// Checks everything and builds the job message for `id`.
+/// Checks everything and builds the job message for `id`, with the test data a judge-mode
+/// submission carried inline, which must be stored before the job is published.
 pub fn admit(
     req: SubmitRequest,
     topology: &Topology,
     id: String,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(JobMessage, Language), ApiError> {
+) -> Result<(JobMessage, Language, Staging), ApiError> {
     let language = topology.language(&req.language).ok_or_else(|| {
         let known: Vec<_> = topology.languages.keys().map(String::as_str).collect();
         ApiError::invalid(
@@ -259,7 +270,7 @@ pub fn admit(
             name: language.file.clone(),
             content: Base64Bytes(source.into_bytes()),
         }],
-        (None, Some(files)) => decode_files(files)?,
+        (None, Some(files)) => decode_files(files, "files")?,
     };
     let entrypoint = match req.entrypoint {
         Some(e) if files.iter().any(|f| f.name == e) => e,
@@ -306,10 +317,37 @@ pub fn admit(
             ))
         }
     };
-    let limits = req
-        .limits
-        .resolve(language.default_limits, language.max_limits)
-        .map_err(|e| ApiError::invalid("invalid_limit", e.field().to_string(), e.to_string()))?;
+    let (limits, judge, staging) = match req.judge {
+        None => {
+            let limits = req
+                .limits
+                .resolve(language.default_limits, language.max_limits)
+                .map_err(|e| {
+                    ApiError::invalid("invalid_limit", e.field().to_string(), e.to_string())
+                })?;
+            (limits, None, Staging::default())
+        }
+        Some(judge) => {
+            if req.interactive {
+                return Err(ApiError::invalid(
+                    "invalid_judge_job",
+                    "interactive",
+                    "a judge-mode job is not interactive: its tests carry its input",
+                ));
+            }
+            if !stdin.is_empty() {
+                return Err(ApiError::invalid(
+                    "invalid_judge_job",
+                    "stdin",
+                    "a judge-mode job takes its input from its tests: give each test `stdin` or `stdin_file`",
+                ));
+            }
+            let limits = crate::judge_submission::job_limits(req.limits, &language)?;
+            let (spec, staging) =
+                crate::judge_submission::admit(judge, topology, &language, req.limits)?;
+            (limits, Some(spec), staging)
+        }
+    };
     let job = JobMessage {
         schema: SCHEMA_VERSION,
         id,
@@ -321,22 +359,24 @@ pub fn admit(
         limits,
         created_at: now,
         interactive: req.interactive,
+        judge,
     };
-    Ok((job, language))
+    Ok((job, language, staging))
 }
 
-fn decode_files(files: Vec<FileRequest>) -> Result<Vec<JobFile>, ApiError> {
+/// The files at `at` (`files`, `checker.files`), decoded, with plain unique names.
+pub(crate) fn decode_files(files: Vec<FileRequest>, at: &str) -> Result<Vec<JobFile>, ApiError> {
     if files.is_empty() {
         return Err(ApiError::invalid(
             "missing_source",
-            "files",
-            "`files` is empty",
+            at,
+            format!("`{at}` is empty"),
         ));
     }
     if files.len() > MAX_FILES {
         return Err(ApiError::invalid(
             "too_many_files",
-            "files",
+            at,
             format!("at most {MAX_FILES} files"),
         ));
     }
@@ -348,14 +388,14 @@ fn decode_files(files: Vec<FileRequest>) -> Result<Vec<JobFile>, ApiError> {
             check_file_name(&f.name).map_err(|why| {
                 ApiError::invalid(
                     "invalid_file_name",
-                    format!("files[{i}].name"),
+                    format!("{at}[{i}].name"),
                     format!("file name {:?} {why}", f.name),
                 )
             })?;
             if !seen.insert(f.name.clone()) {
                 return Err(ApiError::invalid(
                     "duplicate_file_name",
-                    format!("files[{i}].name"),
+                    format!("{at}[{i}].name"),
                     format!("two files are named {:?}", f.name),
                 ));
             }
@@ -364,9 +404,9 @@ fn decode_files(files: Vec<FileRequest>) -> Result<Vec<JobFile>, ApiError> {
                 "base64" => decode_base64(&f.content).map_err(|e| {
                     ApiError::invalid(
                         "invalid_base64",
-                        format!("files[{i}].content"),
+                        format!("{at}[{i}].content"),
                         format!(
-                            "files[{i}].content is not valid base64: {}",
+                            "{at}[{i}].content is not valid base64: {}",
                             describe_base64_error(&e)
                         ),
                     )
@@ -374,7 +414,7 @@ fn decode_files(files: Vec<FileRequest>) -> Result<Vec<JobFile>, ApiError> {
                 other => {
                     return Err(ApiError::invalid(
                         "invalid_encoding",
-                        format!("files[{i}].encoding"),
+                        format!("{at}[{i}].encoding"),
                         format!("encoding {other:?} is not `utf8` or `base64`"),
                     ))
                 }
@@ -398,7 +438,7 @@ mod tests {
 
     fn try_admit(body: &str) -> Result<JobMessage, ApiError> {
         let req = parse(body.as_bytes())?;
-        admit(req, &topology(), "id".into(), chrono::Utc::now()).map(|(j, _)| j)
+        admit(req, &topology(), "id".into(), chrono::Utc::now()).map(|(j, _, _)| j)
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::error::{PoolError, StreamError};
 use bollard::container::LogOutput;
 use futures_util::{Stream, StreamExt};
-use rce_protocol::shim::{OutputStream, ShimControl, ShimMessage, ShimRecord};
+use rce_protocol::shim::{OutputStream, ShimControl, ShimMessage, ShimRecord, StepOutcome};
 use rce_protocol::step::StepName;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -25,6 +25,8 @@ pub enum LiveEvent {
     Output { stream: OutputStream, data: Vec<u8> },
     /// The step hit its output cap.
     Truncated(StepName),
+    /// Judge mode: test `index` (0-based, in order) ended and its processes are gone.
+    Test { index: usize, outcome: StepOutcome },
 }
 
 /// The job's two live channels: control lines to the shim, live events from it. Dropping the
@@ -116,6 +118,12 @@ pub async fn converse<W: AsyncWrite + Unpin + ?Sized>(
                                             got: index,
                                         }
                                         .into());
+                                    }
+                                    if let Some(live) = &live {
+                                        // Judged as it arrives; a receiver gone is not the job's problem.
+                                        let _ = live
+                                            .send(LiveEvent::Test { index, outcome: outcome.clone() })
+                                            .await;
                                     }
                                     tests.push(outcome);
                                 }
@@ -466,8 +474,8 @@ mod tests {
         );
     }
 
-    /// Judge mode: each test's outcome is a line of its own, gathered in order into the outcome;
-    /// none of them is live output.
+    /// Judge mode: each test's outcome is a line of its own, handed on live as it comes (to be
+    /// judged) and gathered in order into the outcome.
     #[tokio::test]
     async fn test_lines_are_gathered_into_the_outcome_in_order() {
         let test = |index, text: &[u8]| {
@@ -492,7 +500,14 @@ mod tests {
         let outputs: Vec<_> = record.tests.iter().map(|t| t.stdout.0.clone()).collect();
         assert_eq!(outputs, [b"3\n".to_vec(), b"7\n".to_vec()]);
         assert_eq!(early.expect("the outcome, early").tests.len(), 2);
-        assert!(live.is_empty(), "{live:?}");
+        let live_tests: Vec<_> = live
+            .iter()
+            .map(|e| match e {
+                LiveEvent::Test { index, outcome } => (*index, outcome.stdout.0.clone()),
+                other => panic!("not a test: {other:?}"),
+            })
+            .collect();
+        assert_eq!(live_tests, [(0, b"3\n".to_vec()), (1, b"7\n".to_vec())]);
 
         let mut wire = TestWire::new();
         wire.say(&[test(0, b""), test(2, b"")].concat(), 4096);

@@ -212,7 +212,8 @@ impl std::fmt::Debug for UidBlock {
     }
 }
 
-fn step_limits(limits: &Limits, sandbox: &Sandbox) -> StepLimits {
+/// A step's limits: the job's, plus the sandbox's file-size and open-file limits.
+pub fn step_limits(limits: &Limits, sandbox: &Sandbox) -> StepLimits {
     StepLimits {
         wall_time_ms: limits.wall_time_ms,
         cpu_time_ms: limits.cpu_time_ms,
@@ -263,12 +264,11 @@ pub fn shim_job(job: &JobMessage, language: &Language, sandbox: &Sandbox, uid: u
         baseline: None,
         interactive: job.interactive,
         tests: Vec::new(),
+        stop_on_failure: false,
     }
 }
 
-/// What a judge-mode test may take besides its own wall limit: its workspace, its cleanup and
-/// the check that the container is back at rest (tens of milliseconds; the rest is slack).
-pub const PER_TEST_MARGIN_MS: u64 = 1_000;
+pub use rce_protocol::judge::PER_TEST_MARGIN_MS;
 
 /// How long the runner waits for the shim before declaring the container broken: every step's
 /// wall limit (in judge mode the run step's once per test, with its limits) plus the margins.
@@ -311,6 +311,7 @@ mod tests {
             limits: lang.default_limits,
             created_at: chrono::Utc::now(),
             interactive: false,
+            judge: None,
         }
     }
 
@@ -332,6 +333,8 @@ mod tests {
                 wall_time_ms,
                 ..run
             },
+            files: Vec::new(),
+            report_file: None,
         };
         sj.tests = vec![test(100), test(200), test(300)];
         assert_eq!(

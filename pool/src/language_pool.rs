@@ -184,6 +184,17 @@ impl LanguagePool {
         self.run_tests(job, Vec::new(), channels).await
     }
 
+    /// A judge-mode test of this pool's jobs: `stdin` under `limits` (the sandbox adds its
+    /// file-size and open-file limits).
+    pub fn shim_test(&self, stdin: Vec<u8>, limits: &rce_protocol::limits::Limits) -> ShimTest {
+        ShimTest {
+            stdin: rce_protocol::bytes::Base64Bytes(stdin),
+            limits: crate::job_plan::step_limits(limits, &self.sandbox),
+            files: Vec::new(),
+            report_file: None,
+        }
+    }
+
     /// [`LanguagePool::run`] in judge mode: the job's run step once per test of `tests` (none:
     /// a plain job), their outcomes in the record's `tests`.
     pub async fn run_tests(
@@ -262,6 +273,7 @@ impl LanguagePool {
         let mut plan = shim_job(job, &self.language, &self.sandbox, uid);
         plan.baseline = Some(c.baseline.clone());
         plan.tests = tests;
+        plan.stop_on_failure = job.judge.as_ref().is_some_and(|j| j.stop_on_failure);
         let deadline = Duration::from_millis(deadline_ms(&plan));
         let mut payload = serde_json::to_vec(&plan)?;
         payload.push(b'\n');

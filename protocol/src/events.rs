@@ -24,6 +24,8 @@ pub enum EventKind {
     Stderr,
     /// The step hit its output cap; `data` is JSON `{"step": ..., "output_bytes": cap}`.
     Truncated,
+    /// Judge mode: a test ended; `data` is its result JSON (`judge::TestResult`), in order.
+    Test,
     /// The last event; `data` is the full job JSON as `GET /v1/jobs/{id}` returns it.
     Done,
 }
@@ -35,6 +37,7 @@ impl EventKind {
             Self::Stdout => "stdout",
             Self::Stderr => "stderr",
             Self::Truncated => "truncated",
+            Self::Test => "test",
             Self::Done => "done",
         }
     }
@@ -45,6 +48,7 @@ impl EventKind {
             Self::Stdout,
             Self::Stderr,
             Self::Truncated,
+            Self::Test,
             Self::Done,
         ]
         .into_iter()
@@ -125,7 +129,7 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        for k in ["status", "stdout", "stderr", "truncated", "done"] {
+        for k in ["status", "stdout", "stderr", "truncated", "test", "done"] {
             assert_eq!(EventKind::parse(k).unwrap().as_str(), k);
             assert_eq!(
                 serde_json::to_value(EventKind::parse(k).unwrap()).unwrap(),

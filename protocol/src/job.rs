@@ -23,6 +23,9 @@ pub struct JobMessage {
     /// after `stdin` until the client closes it.
     #[serde(default)]
     pub interactive: bool,
+    /// Judge mode: compile once, run every test, check and score. `None`: a plain job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<crate::judge::JudgeSpec>,
 }
 
 /// A source file as the program will see it in its workspace.

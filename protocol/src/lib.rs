@@ -11,6 +11,7 @@ pub mod events;
 pub mod file_names;
 pub mod job;
 pub mod job_record;
+pub mod judge;
 pub mod limits;
 pub mod redis_keys;
 pub mod result;

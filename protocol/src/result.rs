@@ -35,6 +35,11 @@ impl JobStatus {
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Ok,
+    /// Judge mode: every test was accepted.
+    Accepted,
+    /// Judge mode: the first failed test's verdict, when it is one of these two.
+    WrongAnswer,
+    PresentationError,
     CompileError,
     RuntimeError,
     TimeLimitExceeded,
@@ -49,6 +54,9 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
+            Self::Accepted => "accepted",
+            Self::WrongAnswer => "wrong_answer",
+            Self::PresentationError => "presentation_error",
             Self::CompileError => "compile_error",
             Self::RuntimeError => "runtime_error",
             Self::TimeLimitExceeded => "time_limit_exceeded",
@@ -100,6 +108,12 @@ pub struct ResultMessage {
     /// Which runner and container ran it: for operators chasing a bad container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
+    /// Judge mode: every test's result, in order (skipped ones included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<Vec<crate::judge::TestResult>>,
+    /// Judge mode: points earned over points possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<crate::judge::Score>,
 }
 
 impl ResultMessage {
@@ -126,6 +140,8 @@ impl ResultMessage {
             finished_at: Utc::now(),
             queue_ms: None,
             runner: None,
+            tests: None,
+            score: None,
         }
     }
 }
@@ -138,6 +154,9 @@ mod tests {
     fn names_match_the_json() {
         for v in [
             Verdict::Ok,
+            Verdict::Accepted,
+            Verdict::WrongAnswer,
+            Verdict::PresentationError,
             Verdict::CompileError,
             Verdict::RuntimeError,
             Verdict::TimeLimitExceeded,

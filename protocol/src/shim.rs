@@ -51,6 +51,10 @@ pub struct ShimJob {
     /// [`ShimMessage::Test`] line, so no line or record grows with the number of tests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<ShimTest>,
+    /// Judge mode: no test runs after one whose program did not exit 0 by itself (the runner
+    /// stops the tests after a wrong answer with [`ShimControl::StopTests`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_on_failure: bool,
 }
 
 /// One test of a judge-mode job, as the shim runs it: input and limits only. What the output
@@ -59,7 +63,19 @@ pub struct ShimJob {
 pub struct ShimTest {
     pub stdin: Base64Bytes,
     pub limits: StepLimits,
+    /// Files of this test alone, in its fresh workspace beside the artifact: a custom checker's
+    /// `input`, `output` and `answer` (a solution's tests have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<ShimFile>,
+    /// A file the test's program writes in its workspace whose first bytes (at most
+    /// [`REPORT_FILE_BYTES`]) become the outcome's `stderr`: a Kattis checker's
+    /// `judgemessage.txt`. Read without following links, and only if the test's uid owns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_file: Option<String>,
 }
+
+/// The most of a [`ShimTest::report_file`] the shim reads back.
+pub const REPORT_FILE_BYTES: usize = 4096;
 
 /// The resting state of a warm container, measured by `rce-shim idle` as it starts (before any
 /// job) and printed as its first line: the container's log, which jobs cannot write to.
@@ -194,6 +210,9 @@ pub enum ShimControl {
     StdinEof,
     /// Stop the job now: the current step is killed and ends `cancelled`; no further step runs.
     Cancel,
+    /// Judge mode: run no further test (the test running now finishes); the job is not
+    /// cancelled. Sent when a test's answer was judged wrong under `stop_on_failure`.
+    StopTests,
 }
 
 /// What happened to the job, measured by the shim.

@@ -4,6 +4,7 @@ use crate::config::RunnerConfig;
 use crate::control::ControlHub;
 use crate::engine_watch::{self, Engine};
 use crate::job_consumer::{consume, JobContext};
+use crate::judging::TestData;
 use crate::live_events::LiveEvents;
 use crate::metrics::RunnerMetrics;
 use crate::status_store::StatusStore;
@@ -20,6 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// The lifetime of what a runner would write to the file store (it writes nothing; the api's
+/// uploads and checks set and renew lifetimes).
+const FILE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How long the runner waits for RabbitMQ (and the Docker engine) at start before giving up.
 const BROKER_PATIENCE: Duration = Duration::from_secs(60);
@@ -117,7 +122,16 @@ pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> an
     let control = ControlHub::default();
     let stop = CancellationToken::new();
     let engine = engine_watch::spawn(docker, pools.clone(), link_stop.clone());
+    let cache = rce_files::DiskCache::open(&config.file_cache_dir, config.file_cache_bytes)
+        .with_context(|| format!("RCE_FILE_CACHE_DIR {}", config.file_cache_dir.display()))?;
+    let test_data = TestData {
+        // Runners only read: the lifetime is the api's to renew.
+        store: rce_files::FileStore::from_config(&config.file_store, conn.clone(), FILE_TTL)
+            .context("the file store")?,
+        cache: Arc::new(cache),
+    };
     let ctx = JobContext {
+        test_data,
         topology: topology.clone(),
         broker: broker.clone(),
         live: LiveEvents::new(conn.clone()),

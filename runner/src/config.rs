@@ -12,6 +12,9 @@
 //! | `RCE_RUNNER_INDEX` | `0` | which range of job uids this runner owns: every runner sharing a Docker engine (or a kernel) needs its own index |
 //! | `RCE_RUNNER_UID_BLOCKS` | `1024` | uid blocks (of `sandbox.uid_span` uids) per runner, the same on every runner: its range is blocks `index × blocks` to `(index + 1) × blocks − 1`; at least 2 per warm container |
 //! | `RCE_CGROUP_ROOT` | `/sys/fs/cgroup` | the engine host's cgroup filesystem: each container's delegated cgroup directory is made here (`rce_pool::cgroup_delegation`) |
+//! | `RCE_FILE_CACHE_DIR` | `/var/cache/rce/files-<runner id>` | judge mode's on-disk cache of test data (content-addressed, verified on every read) |
+//! | `RCE_FILE_CACHE_MB` | `2048` | the most that cache holds; least recently used files go first |
+//! | `RCE_FILE_STORE`, `RCE_S3_*` | `redis` | where test data is stored: the api's setting, which runners must share (`rce_files::config`) |
 //! | `RCE_WORKER_THREADS` | `1` | async worker threads (see `rce_service::runtime`); scale out with instances |
 
 use anyhow::Context;
@@ -39,6 +42,9 @@ pub struct RunnerConfig {
     /// How many uid blocks each runner owns.
     pub uid_blocks: u32,
     pub cgroup_root: PathBuf,
+    pub file_cache_dir: PathBuf,
+    pub file_cache_bytes: u64,
+    pub file_store: rce_files::StoreConfig,
 }
 
 use rce_service::env::var_or as var;
@@ -58,7 +64,17 @@ impl RunnerConfig {
                 }
             })
             .collect();
+        let cache_dir = var(
+            "RCE_FILE_CACHE_DIR",
+            &format!("/var/cache/rce/files-{runner_id}"),
+        );
+        let cache_mb: u64 = var("RCE_FILE_CACHE_MB", "2048")
+            .parse()
+            .context("RCE_FILE_CACHE_MB")?;
         Ok(Self {
+            file_cache_dir: cache_dir.into(),
+            file_cache_bytes: cache_mb << 20,
+            file_store: rce_files::StoreConfig::from_env().context("the file store")?,
             amqp_url: var("RCE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             redis_url: var("RCE_REDIS_URL", "redis://127.0.0.1:6379/"),
             topology_path: var("RCE_TOPOLOGY", rce_protocol::topology::DEFAULT_PATH),
@@ -111,6 +127,9 @@ mod tests {
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
             shutdown_grace: Duration::ZERO,
             cgroup_root: PathBuf::new(),
+            file_cache_dir: PathBuf::new(),
+            file_cache_bytes: 0,
+            file_store: rce_files::StoreConfig::Redis,
             runner_index,
             uid_blocks,
         }

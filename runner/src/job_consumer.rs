@@ -8,6 +8,7 @@
 
 use crate::control::{self, ControlHub, Registration};
 use crate::engine_watch::{Engine, EngineReady};
+use crate::judging::{self, Judge, TestData};
 use crate::live_events::{LiveEvents, StepCaps};
 use crate::metrics::RunnerMetrics;
 use crate::status_store::{Pickup, StatusStore, LEASE};
@@ -63,6 +64,8 @@ pub struct JobContext {
     pub engine: Engine,
     /// Fired at SIGTERM: no new job starts after it.
     pub shutdown: CancellationToken,
+    /// Judge mode's test data.
+    pub test_data: TestData,
 }
 
 /// Why one consuming session ended without an error.
@@ -324,15 +327,23 @@ async fn execute(
         Err(outcome) => return outcome,
     };
     let _lease = keep_lease(ctx, &job.id, &run);
-    let end = match run_with_live_channels(job, pool, ctx, claim.control).await {
-        Ok(record) => JobEnd {
-            judgement: judge(&record),
-            error: record.error,
+    let end = match &job.judge {
+        None => match run_with_live_channels(job, pool, ctx, claim.control).await {
+            Ok(record) => JobEnd {
+                judgement: judge(&record),
+                error: record.error,
+                judged: None,
+            },
+            Err(e) if e.is_retryable() => return Outcome::Retry(e, run),
+            Err(e) => JobEnd {
+                judgement: Judgement::without_steps(Verdict::InternalError),
+                error: Some(e.to_string()),
+                judged: None,
+            },
         },
-        Err(e) if e.is_retryable() => return Outcome::Retry(e, run),
-        Err(e) => JobEnd {
-            judgement: Judgement::without_steps(Verdict::InternalError),
-            error: Some(e.to_string()),
+        Some(spec) => match run_judged(job, spec, pool, ctx, claim.control).await {
+            Ok(end) => end,
+            Err(e) => return Outcome::Retry(e, run),
         },
     };
     let started_at = claim.started_at;
@@ -405,6 +416,7 @@ async fn claim(
                     let end = JobEnd {
                         judgement: Judgement::without_steps(Verdict::Cancelled),
                         error: None,
+                        judged: None,
                     };
                     let result = result_of(job, ctx, started_at, None, end);
                     return Err(Outcome::Finished(Box::new(result)));
@@ -467,11 +479,98 @@ async fn run_with_live_channels(
     outcome
 }
 
+/// Judge mode: runs every test of `job` after fetching their inputs, judging each as it ends;
+/// `Err` only for a platform fault worth a retry on another container.
+async fn run_judged(
+    job: &JobMessage,
+    spec: &rce_protocol::judge::JudgeSpec,
+    pool: &Arc<LanguagePool>,
+    ctx: &JobContext,
+    control: ControlLines,
+) -> Result<JobEnd, PoolError> {
+    let spec = Arc::new(spec.clone());
+    let failed = |error: String, judged: judging::Judged| {
+        let (verdict, tests, score) = judging::conclude(&spec, judged, true, false, true);
+        JobEnd {
+            judgement: Judgement::without_steps(verdict),
+            error: Some(error),
+            judged: Some((tests, score)),
+        }
+    };
+    let inputs = match ctx.test_data.inputs(&spec).await {
+        Ok(inputs) => inputs,
+        Err(e) => return Ok(failed(e, judging::Judged::default())),
+    };
+    let tests = inputs
+        .into_iter()
+        .zip(&spec.tests)
+        .map(|(stdin, t)| pool.shim_test(stdin, &t.limits))
+        .collect();
+    let (pool_tx, pool_rx) = mpsc::channel(256);
+    let (stream_tx, stream_rx) = mpsc::channel(256);
+    let writer = {
+        let caps = StepCaps {
+            compile: pool.language().compile_limits.output_bytes,
+            run: job.limits.output_bytes,
+        };
+        let (live, id) = (ctx.live.clone(), job.id.clone());
+        tokio::spawn(async move { live.forward(&id, caps, stream_rx).await })
+    };
+    let judging = Judge {
+        spec: Arc::clone(&spec),
+        data: ctx.test_data.clone(),
+        out_of_memory: pool.language().out_of_memory.clone(),
+        control: control.sender,
+    };
+    let judging = tokio::spawn(judging.follow(pool_rx, stream_tx));
+    let channels = JobChannels {
+        control: control.receiver,
+        live: pool_tx,
+    };
+    let outcome = pool.run_tests(job, tests, channels).await;
+    // The pool's sender is gone with the run: judging ends with the last test.
+    let judged = judging.await.unwrap_or_default();
+    let _ = writer.await;
+    let record = match outcome {
+        Ok(record) => record,
+        Err(e) if e.is_retryable() && judged.results.is_empty() => return Err(e),
+        Err(e) => return Ok(failed(e.to_string(), judged)),
+    };
+    let (compiled, cancelled_in_build) = judging::build_state(&record);
+    let cancelled = cancelled_in_build
+        || judged
+            .results
+            .last()
+            .is_some_and(|r| r.verdict == rce_protocol::judge::TestVerdict::Skipped)
+        || (record.error.is_none()
+            && !judged.stopped
+            && judged.results.len() < spec.tests.len()
+            && ctx.status.cancel_requested(&job.id).await);
+    let failed_under = record.error.is_some();
+    let (verdict, tests, score) =
+        judging::conclude(&spec, judged, compiled, cancelled, failed_under);
+    let compile = judge(&record).compile;
+    Ok(JobEnd {
+        judgement: Judgement {
+            verdict,
+            compile,
+            run: None,
+        },
+        error: record.error,
+        judged: Some((tests, score)),
+    })
+}
+
 /// How a job ended, as its result tells it.
 struct JobEnd {
     judgement: Judgement,
     /// Why the platform failed, when it did.
     error: Option<String>,
+    /// Judge mode: every test's result and the score.
+    judged: Option<(
+        Vec<rce_protocol::judge::TestResult>,
+        rce_protocol::judge::Score,
+    )>,
 }
 
 fn result_of(
@@ -479,7 +578,11 @@ fn result_of(
     ctx: &JobContext,
     picked_up: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
-    JobEnd { judgement, error }: JobEnd,
+    JobEnd {
+        judgement,
+        error,
+        judged,
+    }: JobEnd,
 ) -> ResultMessage {
     let Judgement {
         verdict,
@@ -505,6 +608,8 @@ fn result_of(
         finished_at: Utc::now(),
         queue_ms: started_at.map(|_| queue_ms),
         runner: Some(ctx.runner_id.clone()),
+        score: judged.as_ref().map(|(_, score)| *score),
+        tests: judged.map(|(tests, _)| tests),
     }
 }
 

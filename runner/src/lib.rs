@@ -6,6 +6,7 @@ pub mod config;
 pub mod control;
 pub mod engine_watch;
 pub mod job_consumer;
+pub mod judging;
 pub mod live_events;
 pub mod metrics;
 pub mod status_store;

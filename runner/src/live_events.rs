@@ -16,6 +16,20 @@ use tokio::sync::mpsc;
 /// Events a single write carries at most.
 const MAX_BATCH: usize = 512;
 
+/// What goes into a job's stream: the shim's live events, and judge mode's test results.
+#[derive(Debug)]
+pub enum StreamEvent {
+    Shim(LiveEvent),
+    /// A judged test's result, as JSON.
+    Test(String),
+}
+
+impl From<LiveEvent> for StreamEvent {
+    fn from(event: LiveEvent) -> Self {
+        Self::Shim(event)
+    }
+}
+
 #[derive(Clone)]
 pub struct LiveEvents {
     conn: ConnectionManager,
@@ -39,7 +53,14 @@ pub struct StepCaps {
 }
 
 impl EntryBuilder {
-    fn entries(&mut self, event: LiveEvent, out: &mut Vec<(EventKind, String)>) {
+    fn entries(&mut self, event: StreamEvent, out: &mut Vec<(EventKind, String)>) {
+        let event = match event {
+            StreamEvent::Shim(event) => event,
+            StreamEvent::Test(json) => {
+                out.push((EventKind::Test, json));
+                return;
+            }
+        };
         match event {
             LiveEvent::Step(step) => {
                 self.flush(out);
@@ -66,6 +87,8 @@ impl EntryBuilder {
                 let data = serde_json::json!({"step": step, "output_bytes": cap});
                 out.push((EventKind::Truncated, data.to_string()));
             }
+            // Judged first (`judging`), which sends its result instead.
+            LiveEvent::Test { .. } => {}
         }
     }
 
@@ -94,11 +117,11 @@ impl LiveEvents {
     /// Writes `events` of job `id` to its stream until the sender side closes (the job ended);
     /// returns once everything received is written, so the caller can publish the result only
     /// after the last output is in the stream. Redis faults lose live events, never the job.
-    pub async fn forward(
+    pub async fn forward<E: Into<StreamEvent>>(
         &self,
         id: &str,
         caps: StepCaps,
-        mut events: mpsc::Receiver<LiveEvent>,
+        mut events: mpsc::Receiver<E>,
     ) -> u64 {
         let mut builder = EntryBuilder {
             caps,
@@ -107,10 +130,10 @@ impl LiveEvents {
         let mut batch = Vec::new();
         let mut writes = 0;
         while let Some(first) = events.recv().await {
-            builder.entries(first, &mut batch);
+            builder.entries(first.into(), &mut batch);
             while batch.len() < MAX_BATCH {
                 match events.try_recv() {
-                    Ok(event) => builder.entries(event, &mut batch),
+                    Ok(event) => builder.entries(event.into(), &mut batch),
                     Err(_) => break,
                 }
             }
@@ -154,7 +177,7 @@ mod tests {
         };
         let mut out = Vec::new();
         for e in events {
-            b.entries(e, &mut out);
+            b.entries(e.into(), &mut out);
         }
         b.flush(&mut out);
         out

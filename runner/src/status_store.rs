@@ -115,6 +115,17 @@ impl StatusStore {
         }
     }
 
+    /// Whether a cancel was requested for job `id` while it ran (the api flags its record); a
+    /// Redis fault reads as no.
+    pub async fn cancel_requested(&self, job_id: &str) -> bool {
+        let flag: redis::RedisResult<Option<String>> = redis::cmd("HGET")
+            .arg(rce_protocol::redis_keys::job(job_id))
+            .arg(rce_protocol::job_record::field::CANCEL_REQUESTED)
+            .query_async(&mut self.conn.clone())
+            .await;
+        matches!(flag, Ok(Some(_)))
+    }
+
     /// The connection, shared with the live-event writer.
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()

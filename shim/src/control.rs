@@ -292,6 +292,7 @@ pub struct Control {
     interactive: bool,
     input: InputBuffer,
     cancelled: bool,
+    tests_stopped: bool,
     ignored_input_noted: bool,
 }
 
@@ -315,12 +316,18 @@ impl Control {
             interactive,
             input: InputBuffer::new(MAX_BUFFERED_INPUT),
             cancelled: false,
+            tests_stopped: false,
             ignored_input_noted: false,
         }
     }
 
     pub fn cancelled(&self) -> bool {
         self.cancelled
+    }
+
+    /// Judge mode: the runner wants no further test ([`ShimControl::StopTests`]).
+    pub fn tests_stopped(&self) -> bool {
+        self.tests_stopped
     }
 
     /// Whether `step` reads interactive input after its own stdin.
@@ -418,6 +425,7 @@ impl Control {
     fn apply(&mut self, message: ShimControl) {
         match message {
             ShimControl::Cancel => self.cancelled = true,
+            ShimControl::StopTests => self.tests_stopped = true,
             ShimControl::StdinEof => self.input.end(),
             ShimControl::Stdin { data } => {
                 let refused = if !self.interactive {

@@ -19,7 +19,8 @@ use crate::messages::MessageWriter;
 use crate::reaper;
 use crate::step;
 use crate::workspace::{self, Workspace};
-use rce_protocol::shim::{Baseline, ShimStep, ShimTest, WORKSPACE_ROOT};
+use rce_protocol::bytes::Base64Bytes;
+use rce_protocol::shim::{Baseline, ShimStep, ShimTest, REPORT_FILE_BYTES, WORKSPACE_ROOT};
 use std::path::Path;
 
 /// How the tests went, apart from their outcomes (sent as they end).
@@ -39,7 +40,8 @@ pub fn run_tests(
     built: &Workspace,
     uid: u32,
     run: &ShimStep,
-    tests: &[ShimTest],
+    tests: Vec<ShimTest>,
+    stop_on_failure: bool,
     container: &ContainerCgroup,
     first_cgroup: usize,
     control: &mut Control,
@@ -77,12 +79,12 @@ pub fn run_tests(
                 .push("the container was not at rest after the build".into());
         }
         Some(between) => {
-            for (index, test) in tests.iter().enumerate() {
+            for (index, test) in tests.into_iter().enumerate() {
                 control.check_now();
-                if control.cancelled() {
+                if control.cancelled() || control.tests_stopped() {
                     break;
                 }
-                if let Err(e) = run_one(
+                match run_one(
                     index,
                     test,
                     &artifact,
@@ -94,9 +96,13 @@ pub fn run_tests(
                     out,
                     &between,
                 ) {
-                    report.clean = false;
-                    report.errors.push(format!("test {}: {e}", index + 1));
-                    break;
+                    Ok(passed) if passed || !stop_on_failure => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        report.clean = false;
+                        report.errors.push(format!("test {}: {e}", index + 1));
+                        break;
+                    }
                 }
             }
         }
@@ -138,11 +144,12 @@ fn rest_with_artifact(rest: Option<&Baseline>) -> Option<Baseline> {
     Some(between)
 }
 
-/// Runs test `index` and leaves the container as it was before it; `Err` when it could not.
+/// Runs test `index` and leaves the container as it was before it: `Ok(true)` when its
+/// program exited 0 by itself, `Err` when the container could not be brought back.
 #[allow(clippy::too_many_arguments)]
 fn run_one(
     index: usize,
-    test: &ShimTest,
+    mut test: ShimTest,
     artifact: &Artifact,
     uid: u32,
     run: &ShimStep,
@@ -151,15 +158,17 @@ fn run_one(
     control: &mut Control,
     out: &mut MessageWriter,
     between: &Baseline,
-) -> Result<(), String> {
-    let ws = workspace::create_then(uid, &[], |dir| artifact.link_into(dir)).map_err(|e| {
-        if let Some(p) = &e.partial {
-            let _ = workspace::remove_partial(p);
-        }
-        format!("workspace: {}", e.message)
-    })?;
+) -> Result<bool, String> {
+    let ws =
+        workspace::create_then(uid, &test.files, |dir| artifact.link_into(dir)).map_err(|e| {
+            if let Some(p) = &e.partial {
+                let _ = workspace::remove_partial(p);
+            }
+            format!("workspace: {}", e.message)
+        })?;
     let mut cgroups = Vec::new();
     let mut outcome = None;
+    let mut passed = false;
     let ran: Result<(), String> = (|| {
         let mut cg = container
             .create_step(cgroup_index, &test.limits)
@@ -168,7 +177,7 @@ fn run_one(
             name: run.name,
             argv: run.argv.clone(),
             env: run.env.clone(),
-            stdin: test.stdin.clone(),
+            stdin: std::mem::take(&mut test.stdin),
             limits: test.limits,
         };
         // Tests stream no live output: their outcome carries it.
@@ -181,7 +190,12 @@ fn run_one(
             &mut MessageWriter::silent(),
         );
         cgroups.push(cg);
-        outcome = Some(report.outcome);
+        passed = step::succeeded(&report.outcome);
+        let mut finished = report.outcome;
+        if let Some(name) = &test.report_file {
+            finished.stderr = Base64Bytes(read_report(&ws.path, name, uid));
+        }
+        outcome = Some(finished);
         match report.internal_error {
             Some(e) => Err(e),
             None if !report.all_killed => Err("processes survived the kill".into()),
@@ -212,5 +226,31 @@ fn run_one(
         }
         return Err(format!("not clean after the test: {}", why.join("; ")));
     }
-    Ok(())
+    Ok(passed)
+}
+
+/// The first [`REPORT_FILE_BYTES`] of file `name` in the test's workspace `dir`, which its
+/// program (running as `uid`) may have written: opened without following a link, and read
+/// only when it is a regular file that `uid` owns, so a program cannot make the shim read
+/// anything but its own report. Empty when there is none.
+fn read_report(dir: &Path, name: &str, uid: u32) -> Vec<u8> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    if workspace::validate_name(name).is_err() {
+        return Vec::new();
+    }
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(dir.join(name));
+    let Ok(file) = opened else {
+        return Vec::new();
+    };
+    match file.metadata() {
+        Ok(m) if m.is_file() && m.uid() == uid => {}
+        _ => return Vec::new(),
+    }
+    let mut bytes = Vec::new();
+    let _ = file.take(REPORT_FILE_BYTES as u64).read_to_end(&mut bytes);
+    bytes
 }

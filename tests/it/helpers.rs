@@ -147,6 +147,7 @@ pub fn api_config(port: u16, topology: &str) -> rce_api::config::ApiConfig {
         max_body_bytes: 2 << 20,
         max_file_bytes: 64 << 20,
         file_ttl: Duration::from_secs(3600),
+        file_store: rce_files::StoreConfig::Redis,
         wait_margin: Duration::from_secs(60),
         heartbeat: Duration::from_secs(1),
         stuck_margin: Duration::from_secs(60),
@@ -201,6 +202,11 @@ pub fn stack() -> &'static TestStack {
             runner_index: 1,
             uid_blocks: rce_runner::config::DEFAULT_UID_BLOCKS,
             cgroup_root: "/sys/fs/cgroup".into(),
+            // Emptied for each run of the tests: a blob corrupted in the store must not be
+            // hidden by a good copy cached by an earlier run.
+            file_cache_dir: fresh_dir("it-file-cache"),
+            file_cache_bytes: 256 << 20,
+            file_store: rce_files::StoreConfig::Redis,
         };
         // A runtime of its own on a thread that lives as long as the test binary: each
         // #[tokio::test] has a short-lived runtime that must not own the stack.
@@ -342,4 +348,12 @@ impl TestApp {
 #[track_caller]
 pub fn assert_verdict(job: &Value, verdict: &str) {
     assert_eq!(job["verdict"], verdict, "unexpected verdict; job: {job:#}");
+}
+
+/// An empty directory `name` under cargo's scratch space for tests.
+pub fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

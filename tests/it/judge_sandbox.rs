@@ -47,6 +47,7 @@ fn job(language: &str, file: &str, source: &str) -> JobMessage {
         limits: lang.default_limits,
         created_at: chrono::Utc::now(),
         interactive: false,
+        judge: None,
     }
 }
 
@@ -64,6 +65,8 @@ fn tests(inputs: &[&str]) -> Vec<ShimTest> {
                 file_size_bytes: 1 << 20,
                 open_files: 64,
             },
+            files: Vec::new(),
+            report_file: None,
         })
         .collect()
 }

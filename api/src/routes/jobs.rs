@@ -89,12 +89,7 @@ pub async fn submit(
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     };
     // Bounded by what the job may take, plus a margin for queueing and the platform.
-    let compile_ms = if language.is_compiled() {
-        language.compile_limits.wall_time_ms
-    } else {
-        0
-    };
-    let budget = Duration::from_millis(compile_ms + job.limits.wall_time_ms) + state.wait_margin;
+    let budget = wait_budget(&job, &language, state.wait_margin);
     if tokio::time::timeout(budget, done).await.is_err() {
         state.completions.forget(&id);
     }
@@ -131,7 +126,7 @@ pub async fn admit_and_publish(
     id: String,
 ) -> Result<(JobMessage, Language), ApiError> {
     let admitted = submission::admit(request, &state.topology, id.clone(), chrono::Utc::now());
-    let (job, language) = match admitted {
+    let (job, language, staging) = match admitted {
         Ok(ok) => ok,
         Err(e) => {
             // Not the requested language as a label: clients must not choose metric cardinality.
@@ -139,6 +134,10 @@ pub async fn admit_and_publish(
             return Err(e);
         }
     };
+    if let Err(e) = stage_test_data(state, staging).await {
+        state.metrics.count_submission(&job.language, e.code);
+        return Err(e);
+    }
     if let Err(e) = state.store.create(&job).await {
         let refused = ApiError::from(e);
         state.metrics.count_submission(&job.language, refused.code);
@@ -174,6 +173,74 @@ pub async fn admit_and_publish(
     }
     state.metrics.count_submission(&job.language, "accepted");
     Ok((job, language))
+}
+
+/// Stores the test data a judge-mode job carried inline, and checks that every file it names
+/// is stored (which renews it for another lifetime, so it outlives the job's wait in the
+/// queue) and that its inputs together fit in a job.
+async fn stage_test_data(state: &AppState, staging: submission::Staging) -> Result<(), ApiError> {
+    use rce_protocol::judge::MAX_TOTAL_INPUT_BYTES;
+    let mut input_bytes = staging.inline_input_bytes;
+    for (id, bytes) in &staging.uploads {
+        state.files.put(bytes).await.map_err(|e| {
+            tracing::warn!(file = %id, error = %e, "storing inline test data failed");
+            ApiError::from(e)
+        })?;
+    }
+    for (field, id) in &staging.references {
+        match state.files.size(id).await? {
+            None => {
+                return Err(ApiError::invalid(
+                    "unknown_file",
+                    field.clone(),
+                    format!("{field}: file {id} is not stored; upload it with POST /v1/files"),
+                ))
+            }
+            Some(size) if field.ends_with(".stdin_file") => input_bytes += size,
+            Some(_) => {}
+        }
+    }
+    if input_bytes > MAX_TOTAL_INPUT_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the tests' inputs add up to {input_bytes} bytes; a job's inputs may add up to {MAX_TOTAL_INPUT_BYTES}"
+            ),
+        )
+        .field("tests"));
+    }
+    Ok(())
+}
+
+/// How long `wait=true` holds the request for `job`: compile, then its run, or in judge mode
+/// every test's wall limit (and each test's custom checker), plus the margin for queueing and
+/// the platform.
+pub fn wait_budget(job: &JobMessage, language: &Language, margin: Duration) -> Duration {
+    let compile_ms = if language.is_compiled() {
+        language.compile_limits.wall_time_ms
+    } else {
+        0
+    };
+    let run_ms = match &job.judge {
+        None => job.limits.wall_time_ms,
+        Some(judge) => {
+            let checker_ms = judge
+                .custom_checker
+                .as_ref()
+                .map_or(0, |c| c.limits.wall_time_ms);
+            let per_test: u64 = judge
+                .tests
+                .iter()
+                .map(|t| {
+                    t.limits.wall_time_ms + checker_ms + rce_protocol::judge::PER_TEST_MARGIN_MS
+                })
+                .sum();
+            // The checker's own compile comes once.
+            per_test + judge.custom_checker.as_ref().map_or(0, |_| compile_ms)
+        }
+    };
+    Duration::from_millis(compile_ms + run_ms) + margin
 }
 
 /// Undoes the queued record of a job the client is told was refused. When the broker surely
