@@ -132,6 +132,7 @@ pub async fn run(config: RunnerConfig, shutdown: impl Future<Output = ()>) -> an
     };
     let ctx = JobContext {
         test_data,
+        pools: pools.clone(),
         topology: topology.clone(),
         broker: broker.clone(),
         live: LiveEvents::new(conn.clone()),

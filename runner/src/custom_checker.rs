@@ -240,7 +240,11 @@ mod tests {
         assert_eq!(v(7, "nothing"), TestVerdict::InternalError);
         let partial = read_answer(Dialect::Testlib, &ended(7, "points 0.25\n", "close"));
         assert_eq!(
-            (partial.verdict, partial.fraction, partial.message.as_deref()),
+            (
+                partial.verdict,
+                partial.fraction,
+                partial.message.as_deref()
+            ),
             (TestVerdict::WrongAnswer, Some(0.25), Some("close"))
         );
     }
@@ -262,7 +266,9 @@ mod tests {
     #[test]
     fn messages_are_capped() {
         let long = "é".repeat(2000);
-        let m = read_answer(Dialect::Testlib, &ended(1, "", &long)).message.unwrap();
+        let m = read_answer(Dialect::Testlib, &ended(1, "", &long))
+            .message
+            .unwrap();
         assert!(m.len() <= TEST_STDERR_BYTES);
     }
 }

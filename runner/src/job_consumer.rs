@@ -9,7 +9,7 @@
 use crate::control::{self, ControlHub, Registration};
 use crate::engine_watch::{Engine, EngineReady};
 use crate::judging::{self, Judge, TestData};
-use crate::live_events::{LiveEvents, StepCaps};
+use crate::live_events::{LiveEvents, StepCaps, StreamEvent};
 use crate::metrics::RunnerMetrics;
 use crate::status_store::{Pickup, StatusStore, LEASE};
 use chrono::{DateTime, Utc};
@@ -66,6 +66,8 @@ pub struct JobContext {
     pub shutdown: CancellationToken,
     /// Judge mode's test data.
     pub test_data: TestData,
+    /// Every pool of this runner: a custom checker runs in its own language's.
+    pub pools: rce_pool::Pools,
 }
 
 /// Why one consuming session ended without an error.
@@ -522,6 +524,7 @@ async fn run_judged(
         out_of_memory: pool.language().out_of_memory.clone(),
         control: control.sender,
     };
+    let checker_stream = stream_tx.clone();
     let judging = tokio::spawn(judging.follow(pool_rx, stream_tx));
     let channels = JobChannels {
         control: control.receiver,
@@ -529,14 +532,30 @@ async fn run_judged(
     };
     let outcome = pool.run_tests(job, tests, channels).await;
     // The pool's sender is gone with the run: judging ends with the last test.
-    let judged = judging.await.unwrap_or_default();
-    let _ = writer.await;
+    let mut judged = judging.await.unwrap_or_default();
     let record = match outcome {
         Ok(record) => record,
         Err(e) if e.is_retryable() && judged.results.is_empty() => return Err(e),
         Err(e) => return Ok(failed(e.to_string(), judged)),
     };
     let (compiled, cancelled_in_build) = judging::build_state(&record);
+    if let Some(checker) = &spec.custom_checker {
+        if compiled && record.error.is_none() {
+            let cases = match checker_cases(ctx, &spec, &judged).await {
+                Ok(cases) => cases,
+                Err(e) => return Ok(failed(e, judged)),
+            };
+            let verdicts =
+                crate::custom_checker::check_all(&ctx.pools, &job.id, checker, cases).await;
+            judging::apply_checker(&spec, &mut judged, verdicts);
+        }
+        for result in &judged.results {
+            let json = serde_json::to_string(result).expect("a test result serializes");
+            let _ = checker_stream.send(StreamEvent::Test(json)).await;
+        }
+    }
+    drop(checker_stream);
+    let _ = writer.await;
     let cancelled = cancelled_in_build
         || judged
             .results
@@ -559,6 +578,29 @@ async fn run_judged(
         error: record.error,
         judged: Some((tests, score)),
     })
+}
+
+/// What the custom checker judges: each pending test's input, output and answer (empty when
+/// the test has no expected output).
+async fn checker_cases(
+    ctx: &JobContext,
+    spec: &rce_protocol::judge::JudgeSpec,
+    judged: &judging::Judged,
+) -> Result<Vec<crate::custom_checker::CheckerCase>, String> {
+    let mut cases = Vec::with_capacity(judged.pending.len());
+    for (index, output) in &judged.pending {
+        let test = &spec.tests[*index];
+        let answer = match &test.expected {
+            Some(id) => ctx.test_data.fetch(id).await?,
+            None => Vec::new(),
+        };
+        cases.push(crate::custom_checker::CheckerCase {
+            input: ctx.test_data.fetch(&test.stdin).await?,
+            output: output.clone(),
+            answer,
+        });
+    }
+    Ok(cases)
 }
 
 /// How a job ended, as its result tells it.

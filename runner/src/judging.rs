@@ -76,6 +76,9 @@ pub struct Judged {
     pub results: Vec<TestResult>,
     /// A test failed under `stop_on_failure`: the tests after it are `skipped`.
     pub stopped: bool,
+    /// With a custom checker: the tests whose program exited 0, with their output, for the
+    /// checker to judge (their results are provisional until then, and not streamed yet).
+    pub pending: Vec<(usize, Vec<u8>)>,
 }
 
 impl Judge {
@@ -105,13 +108,21 @@ impl Judge {
                     outcome.termination = Termination::MemoryLimit;
                 }
             }
+            let custom = self.spec.custom_checker.is_some();
             let result = self.judge(index, &outcome, &mut returned_bytes).await;
             if self.spec.stop_on_failure && result.verdict != TestVerdict::Accepted {
                 judged.stopped = true;
                 let _ = self.control.send(ShimControl::StopTests);
             }
-            let json = serde_json::to_string(&result).expect("a test result serializes");
-            let _ = to_stream.send(StreamEvent::Test(json)).await;
+            if custom {
+                // Streamed once the checker has judged every test, in order.
+                if test_verdict(&outcome).is_none() {
+                    judged.pending.push((index, outcome.stdout.0));
+                }
+            } else {
+                let json = serde_json::to_string(&result).expect("a test result serializes");
+                let _ = to_stream.send(StreamEvent::Test(json)).await;
+            }
             judged.results.push(result);
         }
         judged
@@ -126,6 +137,8 @@ impl Judge {
         let test = &self.spec.tests[index];
         let (verdict, checker_message) = match test_verdict(outcome) {
             Some(v) => (v, None),
+            // Provisional: the custom checker decides (`apply_checker`).
+            None if self.spec.custom_checker.is_some() => (TestVerdict::Accepted, None),
             None => match &test.expected {
                 None => (TestVerdict::Accepted, None),
                 Some(id) => match self.data.fetch(id).await {
@@ -183,6 +196,37 @@ impl Judge {
     }
 }
 
+/// Puts the custom checker's verdicts (one per [`Judged::pending`] test, in that order) into
+/// the results; under `stop_on_failure` the tests after the first failure become `skipped`.
+pub fn apply_checker(
+    spec: &JudgeSpec,
+    judged: &mut Judged,
+    verdicts: Vec<crate::custom_checker::CheckerVerdict>,
+) {
+    for ((index, _), v) in judged.pending.drain(..).zip(verdicts) {
+        let worth = spec.tests[index].points;
+        let r = &mut judged.results[index];
+        r.verdict = v.verdict;
+        r.points = Scored {
+            verdict: v.verdict,
+            worth,
+            fraction: v.fraction,
+        }
+        .points();
+        r.checker_message = v.message;
+    }
+    if spec.stop_on_failure {
+        if let Some(first) = judged
+            .results
+            .iter()
+            .position(|r| r.verdict != TestVerdict::Accepted)
+        {
+            judged.results.truncate(first + 1);
+            judged.stopped = true;
+        }
+    }
+}
+
 /// The verdict a test's outcome earns before its output is checked: `None` when the program
 /// exited 0 by itself (its output decides).
 pub fn test_verdict(outcome: &StepOutcome) -> Option<TestVerdict> {
@@ -214,6 +258,7 @@ pub fn conclude(
     let Judged {
         mut results,
         stopped,
+        ..
     } = judged;
     let ran = results.len();
     let unrun = if failed && compiled {
@@ -335,6 +380,7 @@ mod tests {
         let judged = Judged {
             results: ran(&[Accepted, WrongAnswer]),
             stopped: true,
+            ..Default::default()
         };
         let (verdict, results, score) = conclude(&spec(4, true), judged, true, false, false);
         assert_eq!(verdict, Verdict::WrongAnswer);
@@ -347,13 +393,13 @@ mod tests {
     fn missing_tests_without_a_reason_are_never_accepted() {
         let judged = Judged {
             results: ran(&[TestVerdict::Accepted]),
-            stopped: false,
+            ..Default::default()
         };
         let (verdict, ..) = conclude(&spec(3, false), judged, true, false, false);
         assert_eq!(verdict, Verdict::InternalError);
         let all = Judged {
             results: ran(&[TestVerdict::Accepted; 3]),
-            stopped: false,
+            ..Default::default()
         };
         assert_eq!(
             conclude(&spec(3, false), all, true, false, false).0,
@@ -374,7 +420,7 @@ mod tests {
     fn a_platform_failure_fails_the_unrun_tests() {
         let judged = Judged {
             results: ran(&[TestVerdict::Accepted]),
-            stopped: false,
+            ..Default::default()
         };
         let (verdict, results, _) = conclude(&spec(2, false), judged, true, false, true);
         assert_eq!(verdict, Verdict::InternalError);

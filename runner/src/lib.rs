@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod control;
+pub mod custom_checker;
 pub mod engine_watch;
 pub mod job_consumer;
 pub mod judging;

@@ -230,27 +230,63 @@ fn run_one(
 }
 
 /// The first [`REPORT_FILE_BYTES`] of file `name` in the test's workspace `dir`, which its
-/// program (running as `uid`) may have written: opened without following a link, and read
-/// only when it is a regular file that `uid` owns, so a program cannot make the shim read
-/// anything but its own report. Empty when there is none.
+/// program (running as `uid`, all of whose processes are gone) may have written. Only a regular
+/// file of one link that `uid` owns is read, without following a link: a program cannot make
+/// the shim read anything but its own report. The shim holds no CAP_DAC_OVERRIDE, so it takes
+/// the workspace and the file over (CAP_CHOWN) to read it, as it does the build's files, and
+/// hands the workspace back for its cleanup. Empty when there is none.
 fn read_report(dir: &Path, name: &str, uid: u32) -> Vec<u8> {
+    if workspace::validate_name(name).is_err()
+        || std::os::unix::fs::lchown(dir, Some(0), Some(0)).is_err()
+    {
+        return Vec::new();
+    }
+    let report = read_own_file(&dir.join(name), uid);
+    if let Err(e) = std::os::unix::fs::chown(dir, Some(uid), Some(uid)) {
+        eprintln!("rce-shim: handing the workspace back after its report: {e}");
+    }
+    report
+}
+
+fn read_own_file(path: &Path, uid: u32) -> Vec<u8> {
     use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    if workspace::validate_name(name).is_err() {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() && m.uid() == uid && m.nlink() == 1 => {}
+        _ => return Vec::new(),
+    }
+    if std::os::unix::fs::lchown(path, Some(0), Some(0)).is_err() {
         return Vec::new();
     }
     let opened = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(dir.join(name));
+        .open(path);
     let Ok(file) = opened else {
         return Vec::new();
     };
-    match file.metadata() {
-        Ok(m) if m.is_file() && m.uid() == uid => {}
-        _ => return Vec::new(),
-    }
     let mut bytes = Vec::new();
     let _ = file.take(REPORT_FILE_BYTES as u64).read_to_end(&mut bytes);
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_is_read_only_from_a_file_the_uid_owns() {
+        let dir = std::env::temp_dir().join(format!("rce-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("judgemessage.txt"), "hello").unwrap();
+        let me = std::os::unix::fs::MetadataExt::uid(
+            &std::fs::metadata(dir.join("judgemessage.txt")).unwrap(),
+        );
+        assert!(read_report(&dir, "judgemessage.txt", me + 1).is_empty());
+        assert_eq!(read_report(&dir, "judgemessage.txt", me), b"hello");
+        std::os::unix::fs::symlink(dir.join("judgemessage.txt"), dir.join("link")).unwrap();
+        assert!(read_report(&dir, "link", me).is_empty());
+        assert!(read_report(&dir, "../etc", me).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
