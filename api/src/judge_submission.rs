@@ -387,6 +387,17 @@ fn data(
     (file_key, file): (&str, Option<String>),
     is_input: bool,
 ) -> Result<Option<String>, ApiError> {
+    let encoding_field = format!("{path}.{inline_key}_encoding");
+    let encoding = match encoding.as_deref().unwrap_or("utf8") {
+        e @ ("utf8" | "base64") => e.to_string(),
+        other => {
+            return Err(ApiError::invalid(
+                "invalid_encoding",
+                encoding_field,
+                format!("encoding {other:?} is not `utf8` or `base64`"),
+            ))
+        }
+    };
     match (inline, file) {
         (Some(_), Some(_)) => Err(ApiError::invalid(
             "ambiguous_test_data",
@@ -407,10 +418,10 @@ fn data(
             Ok(Some(text))
         }
         (Some(text), None) => {
-            let encoding_field = format!("{path}.{inline_key}_encoding");
-            let bytes = match encoding.as_deref().unwrap_or("utf8") {
-                "utf8" => text.into_bytes(),
-                "base64" => decode_base64(&text).map_err(|e| {
+            let bytes = if encoding == "utf8" {
+                text.into_bytes()
+            } else {
+                decode_base64(&text).map_err(|e| {
                     ApiError::invalid(
                         "invalid_base64",
                         format!("{path}.{inline_key}"),
@@ -419,14 +430,7 @@ fn data(
                             describe_base64_error(&e)
                         ),
                     )
-                })?,
-                other => {
-                    return Err(ApiError::invalid(
-                        "invalid_encoding",
-                        encoding_field,
-                        format!("encoding {other:?} is not `utf8` or `base64`"),
-                    ))
-                }
+                })?
             };
             if is_input {
                 staging.inline_input_bytes += bytes.len() as u64;
@@ -545,4 +549,147 @@ fn custom_checker(
         dialect,
         limits,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::ApiError;
+    use crate::submission::{admit, parse, Staging};
+    use axum::http::StatusCode;
+    use rce_protocol::job::JobMessage;
+    use rce_protocol::judge::{Checker, Dialect};
+    use rce_protocol::topology::Topology;
+
+    fn try_admit(body: &str) -> Result<(JobMessage, Staging), ApiError> {
+        let topology = Topology::from_source_tree().unwrap();
+        let req = parse(body.as_bytes())?;
+        admit(req, &topology, "id".into(), chrono::Utc::now()).map(|(j, _, s)| (j, s))
+    }
+
+    fn refused(body: &str) -> (StatusCode, String) {
+        let e = try_admit(body).unwrap_err();
+        (e.status, e.field.unwrap_or_default())
+    }
+
+    #[test]
+    fn tests_get_names_points_ids_and_limits() {
+        let (job, staging) = try_admit(
+            r#"{"language":"python","source":"x","limits":{"cpu_time_ms":1000},
+                "tests":[{"stdin":"1 2","expected":"3"},{"name":"big","stdin":"1 2","points":5,"limits":{"cpu_time_ms":2000,"wall_time_ms":9000}}]}"#,
+        )
+        .unwrap();
+        let judge = job.judge.unwrap();
+        let (a, b) = (&judge.tests[0], &judge.tests[1]);
+        assert_eq!((a.name.as_str(), a.points), ("1", 1.0));
+        assert_eq!((b.name.as_str(), b.points), ("big", 5.0));
+        assert_eq!(a.stdin, b.stdin, "the same input is one file");
+        assert_eq!(
+            staging.uploads.len(),
+            2,
+            "the input and the answer, once each"
+        );
+        assert!(b.expected.is_none());
+        assert_eq!((a.limits.cpu_time_ms, a.limits.wall_time_ms), (1000, 3000));
+        assert_eq!((b.limits.cpu_time_ms, b.limits.wall_time_ms), (2000, 9000));
+        assert_eq!(
+            job.limits.wall_time_ms, 3000,
+            "the job's wall follows its CPU too"
+        );
+        assert_eq!(judge.checker, Checker::Lines {});
+        assert!(!judge.stop_on_failure && !judge.return_output);
+    }
+
+    #[test]
+    fn references_are_checked_by_the_route_and_named_by_field() {
+        let id = format!("sha256:{}", "0".repeat(64));
+        let (job, staging) = try_admit(&format!(
+            r#"{{"language":"python","source":"x","tests":[{{"stdin_file":"{id}","expected_file":"{id}"}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(job.judge.unwrap().tests[0].stdin, id);
+        let fields: Vec<_> = staging.references.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["tests[0].stdin_file", "tests[0].expected_file"]);
+        assert_eq!(staging.inline_input_bytes, 0);
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        for (body, field) in [
+            (r#"{"language":"python","source":"x","tests":[]}"#, "tests"),
+            (
+                r#"{"language":"python","source":"x","return_output":true}"#,
+                "return_output",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{"name":""}]}"#,
+                "tests[0].name",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{},{"stdin":"a","stdin_file":"sha256:00"}]}"#,
+                "tests[1].stdin_file",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{"expected_encoding":"hex"}]}"#,
+                "tests[0].expected_encoding",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{"stdin":"!","stdin_encoding":"base64"}]}"#,
+                "tests[0].stdin",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{"points":1e10}]}"#,
+                "tests[0].points",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{"limits":{"cpu_time_ms":1}}]}"#,
+                "tests[0].limits.cpu_time_ms",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{}],"interactive":true}"#,
+                "interactive",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{}],"checker":{"type":"tokens","case":1}}"#,
+                "checker.case",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{}],"checker":{"type":"custom","language":"cobol","source":"x","dialect":"testlib"}}"#,
+                "checker.language",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{}],"checker":{"type":"custom","language":"cpp","source":"x","dialect":"icpc"}}"#,
+                "checker.dialect",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{}],"checker":{"type":"custom","language":"cpp","dialect":"kattis"}}"#,
+                "checker.source",
+            ),
+            (
+                r#"{"language":"python","source":"x","tests":[{}],"checker":{"type":"custom","language":"cpp","dialect":"kattis","files":[{"name":"../x","content":""}]}}"#,
+                "checker.files[0].name",
+            ),
+        ] {
+            let (status, got) = refused(body);
+            assert!(status.is_client_error(), "{body}");
+            assert_eq!(got, field, "{body}");
+        }
+    }
+
+    #[test]
+    fn a_custom_checker_gets_its_files_entrypoint_and_capped_limits() {
+        let (job, _) = try_admit(
+            r#"{"language":"python","source":"x","tests":[{}],
+                "checker":{"type":"custom","language":"cpp","dialect":"testlib",
+                           "files":[{"name":"testlib.h","content":"//"},{"name":"check.cpp","content":"int main(){}"}],"entrypoint":"check.cpp"}}"#,
+        )
+        .unwrap();
+        let custom = job.judge.unwrap().custom_checker.unwrap();
+        assert_eq!(
+            (custom.language.as_str(), custom.entrypoint.as_str()),
+            ("cpp", "check.cpp")
+        );
+        assert_eq!(custom.dialect, Dialect::Testlib);
+        assert_eq!(custom.files.len(), 2);
+        assert!(custom.limits.cpu_time_ms <= super::CHECKER_LIMITS.cpu_time_ms);
+    }
 }

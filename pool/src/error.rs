@@ -19,6 +19,9 @@ pub enum PoolError {
     Stream(#[from] StreamError),
     #[error("job metering: {0}")]
     Metering(String),
+    /// The job's line would be longer than the shim takes: no container would run it.
+    #[error("the job is {0} bytes for the shim, over its {max} byte limit", max = rce_protocol::shim::MAX_JOB_LINE)]
+    TooLarge(usize),
 }
 
 /// How the conversation with a container's main process or shim broke: each a distinct
@@ -80,7 +83,7 @@ impl PoolError {
             | Self::Stream(_)
             | Self::Record(_)
             | Self::Metering(_) => true,
-            Self::Timeout(_) | Self::Encode(_) => false,
+            Self::Timeout(_) | Self::Encode(_) | Self::TooLarge(_) => false,
         }
     }
 }

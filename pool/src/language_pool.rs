@@ -246,6 +246,8 @@ impl LanguagePool {
                 container.healthy = false;
                 &self.retired.unclean
             }
+            // Refused before the container saw it: the container is as it was.
+            Err(PoolError::TooLarge(_)) => &self.retired.recycled,
             Err(e) => {
                 tracing::warn!(container = %container.name, error = %e, "job failed in container");
                 container.healthy = false;
@@ -276,6 +278,9 @@ impl LanguagePool {
         plan.stop_on_failure = job.judge.as_ref().is_some_and(|j| j.stop_on_failure);
         let deadline = Duration::from_millis(deadline_ms(&plan));
         let mut payload = serde_json::to_vec(&plan)?;
+        if payload.len() > rce_protocol::shim::MAX_JOB_LINE {
+            return Err(PoolError::TooLarge(payload.len()));
+        }
         payload.push(b'\n');
         let run = async {
             match &mut c.agent {

@@ -28,6 +28,38 @@ pub struct JobMessage {
     pub judge: Option<crate::judge::JudgeSpec>,
 }
 
+impl JobMessage {
+    /// How long the job may take once it starts, by its own limits: its compile, then its run,
+    /// or in judge mode each test's wall limit with its margin, and a custom checker's compile
+    /// and its run per test. What `wait=true` waits for (plus a margin) and when the stuck-job
+    /// sweeper may give up on it (plus its own).
+    pub fn time_budget_ms(&self, topology: &crate::topology::Topology) -> u64 {
+        let compile_ms = |language: &str| {
+            topology
+                .language(language)
+                .filter(|l| l.is_compiled())
+                .map_or(0, |l| l.compile_limits.wall_time_ms)
+        };
+        let run_ms = match &self.judge {
+            None => self.limits.wall_time_ms,
+            Some(judge) => {
+                let checker = judge.custom_checker.as_ref();
+                let per_test = crate::judge::PER_TEST_MARGIN_MS
+                    + checker.map_or(0, |c| {
+                        c.limits.wall_time_ms + crate::judge::PER_TEST_MARGIN_MS
+                    });
+                let tests: u64 = judge
+                    .tests
+                    .iter()
+                    .map(|t| t.limits.wall_time_ms.saturating_add(per_test))
+                    .fold(0, u64::saturating_add);
+                tests.saturating_add(checker.map_or(0, |c| compile_ms(&c.language)))
+            }
+        };
+        compile_ms(&self.language).saturating_add(run_ms)
+    }
+}
+
 /// A source file as the program will see it in its workspace.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct JobFile {

@@ -18,6 +18,9 @@ pub const SHIM_PATH: &str = "/usr/local/bin/rce-shim";
 /// what is left, cleanup, the checks) before it gives up on the container and destroys it. The
 /// shim keeps its cleanup within a budget that is a part of this (`rce-shim`'s `cleanup.rs`).
 pub const SHIM_MARGIN_MS: u64 = 5_000;
+/// The longest job line the shim takes (files and judge-mode inputs travel inside it,
+/// base64-encoded): room for the api's largest body and a judge job's 96 MiB of inputs.
+pub const MAX_JOB_LINE: usize = 192 << 20;
 /// The parent of every job workspace: root-owned, mode 0711, on its own tmpfs.
 pub const WORKSPACE_ROOT: &str = "/work";
 /// Where every container finds the cgroup subtree delegated to it, writable by its root only:

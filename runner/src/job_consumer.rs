@@ -324,7 +324,7 @@ async fn execute(
 ) -> Outcome {
     // Identifies this execution: its lease on the job, and its right to hand the job back.
     let run = format!("{}-{:016x}", ctx.runner_id, fastrand::u64(..));
-    let claim = match claim(job, attempt, pool, ctx, &run).await {
+    let claim = match claim(job, attempt, ctx, &run).await {
         Ok(claim) => claim,
         Err(outcome) => return outcome,
     };
@@ -379,17 +379,10 @@ struct ControlLines {
 async fn claim(
     job: &JobMessage,
     attempt: u32,
-    pool: &Arc<LanguagePool>,
     ctx: &JobContext,
     run: &str,
 ) -> Result<Claim, Outcome> {
-    let language = pool.language();
-    let compile_ms = if language.is_compiled() {
-        language.compile_limits.wall_time_ms
-    } else {
-        0
-    };
-    let limits_ms = compile_ms.saturating_add(job.limits.wall_time_ms);
+    let limits_ms = job.time_budget_ms(&ctx.topology);
     let mut waited = false;
     loop {
         let started_at = Utc::now();
@@ -448,6 +441,22 @@ fn keep_lease(ctx: &JobContext, id: &str, run: &str) -> AbortOnDrop {
     }))
 }
 
+/// Writes what `events` carries to the job's stream until its senders are gone; the task ends
+/// once everything is written.
+fn spawn_stream_writer<E: Into<StreamEvent> + Send + 'static>(
+    job: &JobMessage,
+    pool: &Arc<LanguagePool>,
+    ctx: &JobContext,
+    events: mpsc::Receiver<E>,
+) -> tokio::task::JoinHandle<u64> {
+    let caps = StepCaps {
+        compile: pool.language().compile_limits.output_bytes,
+        run: job.limits.output_bytes,
+    };
+    let (live, id) = (ctx.live.clone(), job.id.clone());
+    tokio::spawn(async move { live.forward(&id, caps, events).await })
+}
+
 /// Runs the job in a warm container while its live events are written to its stream and, for
 /// an interactive job, its input is forwarded; returns once every live event is written.
 async fn run_with_live_channels(
@@ -457,14 +466,7 @@ async fn run_with_live_channels(
     control: ControlLines,
 ) -> Result<ShimRecord, PoolError> {
     let (live_tx, live_rx) = mpsc::channel(256);
-    let writer = {
-        let caps = StepCaps {
-            compile: pool.language().compile_limits.output_bytes,
-            run: job.limits.output_bytes,
-        };
-        let (live, id) = (ctx.live.clone(), job.id.clone());
-        tokio::spawn(async move { live.forward(&id, caps, live_rx).await })
-    };
+    let writer = spawn_stream_writer(job, pool, ctx, live_rx);
     let ControlLines { sender, receiver } = control;
     let stdin = job.interactive.then(|| {
         let (redis, id) = (ctx.redis.clone(), job.id.clone());
@@ -509,15 +511,8 @@ async fn run_judged(
         .map(|(stdin, t)| pool.shim_test(stdin, &t.limits))
         .collect();
     let (pool_tx, pool_rx) = mpsc::channel(256);
-    let (stream_tx, stream_rx) = mpsc::channel(256);
-    let writer = {
-        let caps = StepCaps {
-            compile: pool.language().compile_limits.output_bytes,
-            run: job.limits.output_bytes,
-        };
-        let (live, id) = (ctx.live.clone(), job.id.clone());
-        tokio::spawn(async move { live.forward(&id, caps, stream_rx).await })
-    };
+    let (stream_tx, stream_rx) = mpsc::channel::<StreamEvent>(256);
+    let writer = spawn_stream_writer(job, pool, ctx, stream_rx);
     let judging = Judge {
         spec: Arc::clone(&spec),
         data: ctx.test_data.clone(),
@@ -569,13 +564,21 @@ async fn run_judged(
     let (verdict, tests, score) =
         judging::conclude(&spec, judged, compiled, cancelled, failed_under);
     let compile = judge(&record).compile;
+    // A failed job says why: the platform's error, or the first test the platform failed.
+    let error = record.error.or_else(|| {
+        let failed = tests
+            .iter()
+            .find(|t| t.verdict == rce_protocol::judge::TestVerdict::InternalError)?;
+        let why = failed.checker_message.as_deref().unwrap_or("not run");
+        Some(format!("test {:?}: {why}", failed.name))
+    });
     Ok(JobEnd {
         judgement: Judgement {
             verdict,
             compile,
             run: None,
         },
-        error: record.error,
+        error,
         judged: Some((tests, score)),
     })
 }

@@ -19,8 +19,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-/// The largest job line accepted (files travel inside it, base64-encoded).
-pub const MAX_JOB_LINE: usize = 64 << 20;
+pub use rce_protocol::shim::MAX_JOB_LINE;
 /// The largest control line: room for an input chunk as large as the whole input buffer.
 pub const MAX_CONTROL_LINE: usize = 16 << 20;
 /// Interactive input waiting for the program to read it.

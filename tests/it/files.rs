@@ -8,7 +8,8 @@ use rce_files::{FileId, FileStore};
 use serde_json::Value;
 use std::time::Duration;
 
-async fn upload(app: &TestApp, bytes: Vec<u8>) -> (u16, Value) {
+/// `POST /v1/files` with `bytes`: the status and the JSON answer.
+pub async fn upload(app: &TestApp, bytes: Vec<u8>) -> (u16, Value) {
     let resp = app
         .http
         .post(format!("{}/v1/files", app.base))

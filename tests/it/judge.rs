@@ -353,15 +353,10 @@ async fn files_by_reference_and_refusals_that_name_the_field() {
     let upload = |bytes: Vec<u8>| {
         let app = &app;
         async move {
-            let resp = app
-                .http
-                .post(format!("{}/v1/files", app.base))
-                .body(bytes)
-                .send()
-                .await
-                .unwrap();
-            let body: Value = resp.json().await.unwrap();
-            body["id"].as_str().unwrap().to_string()
+            crate::files::upload(app, bytes).await.1["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
         }
     };
     let input = upload(b"20 22\n".to_vec()).await;
@@ -450,14 +445,8 @@ async fn a_corrupted_blob_is_an_internal_error_never_a_verdict() {
     let app = app();
     let bytes = format!("corrupt-me {}\n", uuid::Uuid::now_v7()).into_bytes();
     let id = rce_files::FileId::of(&bytes);
-    let resp = app
-        .http
-        .post(format!("{}/v1/files", app.base))
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    let (status, _) = crate::files::upload(&app, bytes).await;
+    assert_eq!(status, 201);
     let redis = redis::Client::open(format!("redis://127.0.0.1:6379/{REDIS_DB}")).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("SET")
@@ -523,4 +512,59 @@ async fn a_thousand_tests_stream_their_events_in_order() {
     assert_verdict(&done, "accepted");
     assert_eq!(done["tests"].as_array().unwrap().len(), 1000);
     assert_eq!(done["score"]["points"], 1000.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_events_over_a_websocket_in_order_before_done() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = app();
+    let url = format!("{}/v1/jobs/ws", app.base.replacen("http://", "ws://", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let job = json!({"language": "python", "source": APLUSB_PY, "tests": aplusb_tests(3)[..5]});
+    ws.send(Message::Text(
+        json!({"type": "submit", "job": job}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let mut indices = Vec::new();
+    let done = loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(60), ws.next())
+            .await
+            .expect("the server answers")
+            .expect("the socket is open")
+            .unwrap();
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(text.as_str()).unwrap();
+        match v["event"].as_str() {
+            Some("test") => indices.push(v["data"]["index"].as_u64().unwrap()),
+            Some("done") => break v["data"].clone(),
+            _ => {}
+        }
+    };
+    assert_eq!(indices, [0, 1, 2, 3, 4]);
+    assert_verdict(&done, "wrong_answer");
+    assert_eq!(done["tests"][3]["verdict"], "wrong_answer");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_64_mib_input_by_reference_end_to_end() {
+    let app = app();
+    // Distinct per run, so the upload and the runner's first fetch are both real.
+    let mut bytes = vec![b'x'; 64 << 20];
+    let tag = uuid::Uuid::now_v7().to_string();
+    bytes[..tag.len()].copy_from_slice(tag.as_bytes());
+    let (status, body) = crate::files::upload(&app, bytes).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let count = "#include <cstdio>\nint main(){static char b[1<<16];long long n=0;size_t r;while((r=fread(b,1,sizeof b,stdin))>0)n+=r;printf(\"%lld\\n\",n);}";
+    for _ in 0..2 {
+        let job = app
+            .run(json!({"language": "cpp", "source": count,
+                        "tests": [{"stdin_file": id, "expected": format!("{}\n", 64 << 20)}]}))
+            .await;
+        assert_verdict(&job, "accepted");
+    }
 }

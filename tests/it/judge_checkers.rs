@@ -68,6 +68,10 @@ fn test(mode: &str, answer: Option<&str>) -> Value {
     t
 }
 
+fn verdicts(job: &Value) -> Vec<String> {
+    by_name(job).into_iter().map(|(v, _, _)| v).collect()
+}
+
 fn by_name(job: &Value) -> Vec<(String, f64, Option<String>)> {
     job["tests"]
         .as_array()
@@ -104,9 +108,8 @@ async fn a_testlib_checker_in_cpp_speaks_its_dialect() {
         .run(json!({"language": "python", "source": ECHO_PY, "tests": tests, "checker": checker}))
         .await;
     let got = by_name(&job);
-    let verdicts: Vec<&str> = got.iter().map(|(v, _, _)| v.as_str()).collect();
     assert_eq!(
-        verdicts,
+        verdicts(&job),
         [
             "accepted",
             "wrong_answer",
@@ -146,9 +149,8 @@ async fn a_kattis_checker_in_python_speaks_its_dialect() {
         .run(json!({"language": "python", "source": ECHO_PY, "tests": tests, "checker": checker}))
         .await;
     let got = by_name(&job);
-    let verdicts: Vec<&str> = got.iter().map(|(v, _, _)| v.as_str()).collect();
     assert_eq!(
-        verdicts,
+        verdicts(&job),
         [
             "accepted",
             "wrong_answer",
@@ -187,6 +189,77 @@ async fn a_checker_that_does_not_compile_or_a_failed_solution_never_gives_accept
         )
         .await;
     assert_verdict(&job, "runtime_error");
-    let verdicts: Vec<_> = by_name(&job).into_iter().map(|(v, _, _)| v).collect();
-    assert_eq!(verdicts, ["runtime_error", "skipped"]);
+    assert_eq!(verdicts(&job), ["runtime_error", "skipped"]);
+}
+
+/// The other two pairings: testlib in Python, Kattis in C++.
+#[tokio::test(flavor = "multi_thread")]
+async fn testlib_in_python_and_kattis_in_cpp() {
+    let app = app();
+    let testlib_py = "import sys\ninp, out, ans = (open(p).read() for p in sys.argv[1:4])\nmode = inp.split(' ')[0]\nif mode == 'ac': sys.exit(0)\nif mode == 'partial':\n    print('points 0.5')\n    sys.exit(7)\nif mode == 'pe': sys.exit(2)\nif mode == 'loop':\n    while True: pass\nsys.stderr.write('no')\nsys.exit(1)";
+    let checker =
+        json!({"type": "custom", "language": "python", "dialect": "testlib", "source": testlib_py});
+    let tests = vec![
+        test("ac", None),
+        test("partial", None),
+        test("pe", None),
+        test("wa", None),
+        test("loop", None),
+    ];
+    let job = app
+        .run(json!({"language": "python", "source": ECHO_PY, "tests": tests, "checker": checker}))
+        .await;
+    assert_eq!(
+        verdicts(&job),
+        [
+            "accepted",
+            "wrong_answer",
+            "presentation_error",
+            "wrong_answer",
+            "internal_error"
+        ],
+        "{job:#}"
+    );
+    assert_eq!(job["score"]["points"], 15.0);
+
+    let kattis_cpp = r#"
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <string>
+int main(int argc, char** argv) {
+    std::ifstream in(argv[1]);
+    std::string mode; in >> mode;
+    std::string out((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    std::ofstream msg(std::string(argv[3]) + "/judgemessage.txt");
+    if (mode == "ac") return 42;
+    if (mode == "crash") { int* p = nullptr; return *p; }
+    if (mode == "garbage") return 1;
+    msg << "wrong: " << out.size() << " bytes";
+    return 43;
+}
+"#;
+    let checker =
+        json!({"type": "custom", "language": "cpp", "dialect": "kattis", "source": kattis_cpp});
+    let tests = vec![
+        test("ac", None),
+        test("wa", None),
+        test("crash", None),
+        test("garbage", None),
+    ];
+    let job = app
+        .run(json!({"language": "python", "source": ECHO_PY, "tests": tests, "checker": checker}))
+        .await;
+    let got = by_name(&job);
+    assert_eq!(
+        verdicts(&job),
+        [
+            "accepted",
+            "wrong_answer",
+            "internal_error",
+            "internal_error"
+        ],
+        "{job:#}"
+    );
+    assert_eq!(got[1].2.as_deref(), Some("wrong: 7 bytes"));
 }

@@ -66,7 +66,7 @@ pub async fn submit(
     let id = JobId::generate().into_string();
     // Registered before the job is published, so its end cannot be announced unseen.
     let done = wait.then(|| state.completions.register(&id));
-    let (job, language) = match admit_and_publish(&state, request, id.clone()).await {
+    let (job, _) = match admit_and_publish(&state, request, id.clone()).await {
         Ok(admitted) => admitted,
         Err(e) => {
             state.completions.forget(&id);
@@ -89,7 +89,7 @@ pub async fn submit(
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     };
     // Bounded by what the job may take, plus a margin for queueing and the platform.
-    let budget = wait_budget(&job, &language, state.wait_margin);
+    let budget = Duration::from_millis(job.time_budget_ms(&state.topology)) + state.wait_margin;
     if tokio::time::timeout(budget, done).await.is_err() {
         state.completions.forget(&id);
     }
@@ -181,14 +181,18 @@ pub async fn admit_and_publish(
 async fn stage_test_data(state: &AppState, staging: submission::Staging) -> Result<(), ApiError> {
     use rce_protocol::judge::MAX_TOTAL_INPUT_BYTES;
     let mut input_bytes = staging.inline_input_bytes;
-    for (id, bytes) in &staging.uploads {
-        state.files.put(bytes).await.map_err(|e| {
-            tracing::warn!(file = %id, error = %e, "storing inline test data failed");
-            ApiError::from(e)
-        })?;
-    }
+    // Each distinct file is asked about once, however many tests name it.
+    let mut sizes = std::collections::HashMap::new();
     for (field, id) in &staging.references {
-        match state.files.size(id).await? {
+        let size = match sizes.get(id) {
+            Some(size) => *size,
+            None => {
+                let size = state.files.size(id).await?;
+                sizes.insert(id.clone(), size);
+                size
+            }
+        };
+        match size {
             None => {
                 return Err(ApiError::invalid(
                     "unknown_file",
@@ -210,37 +214,14 @@ async fn stage_test_data(state: &AppState, staging: submission::Staging) -> Resu
         )
         .field("tests"));
     }
+    // Stored only once the job is known to be admissible.
+    for (id, bytes) in &staging.uploads {
+        state.files.put(bytes).await.map_err(|e| {
+            tracing::warn!(file = %id, error = %e, "storing inline test data failed");
+            ApiError::from(e)
+        })?;
+    }
     Ok(())
-}
-
-/// How long `wait=true` holds the request for `job`: compile, then its run, or in judge mode
-/// every test's wall limit (and each test's custom checker), plus the margin for queueing and
-/// the platform.
-pub fn wait_budget(job: &JobMessage, language: &Language, margin: Duration) -> Duration {
-    let compile_ms = if language.is_compiled() {
-        language.compile_limits.wall_time_ms
-    } else {
-        0
-    };
-    let run_ms = match &job.judge {
-        None => job.limits.wall_time_ms,
-        Some(judge) => {
-            let checker_ms = judge
-                .custom_checker
-                .as_ref()
-                .map_or(0, |c| c.limits.wall_time_ms);
-            let per_test: u64 = judge
-                .tests
-                .iter()
-                .map(|t| {
-                    t.limits.wall_time_ms + checker_ms + rce_protocol::judge::PER_TEST_MARGIN_MS
-                })
-                .sum();
-            // The checker's own compile comes once.
-            per_test + judge.custom_checker.as_ref().map_or(0, |_| compile_ms)
-        }
-    };
-    Duration::from_millis(compile_ms + run_ms) + margin
 }
 
 /// Undoes the queued record of a job the client is told was refused. When the broker surely
