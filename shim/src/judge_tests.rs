@@ -207,7 +207,10 @@ fn run_one(
         out.test(index, outcome);
     }
     let killed = reaper::kill_all_if_any(uid);
-    let left = cleanup::cleanup(uid, &ws.path);
+    let flat = killed
+        .then(|| cleanup::cleanup_flat(uid, &ws.path))
+        .flatten();
+    let left = flat.unwrap_or_else(|| cleanup::cleanup(uid, &ws.path));
     let released = memory_released(cgroups);
     let at_rest = back_at_rest(Some(between));
     if let Some(e) = internal {
