@@ -3,18 +3,51 @@
 
 pub const BEGIN: &str = "<!-- bench:begin -->";
 pub const END: &str = "<!-- bench:end -->";
+/// The judge-mode part's own section (`judge_report`), so a `--judge-only` run replaces it alone.
+pub const JUDGE_BEGIN: &str = "<!-- bench:judge:begin -->";
+pub const JUDGE_END: &str = "<!-- bench:judge:end -->";
+
+/// `doc` with `section` between `begin` and `end`; `None` when the markers are not there (in
+/// that order).
+fn replace_between(doc: &str, begin: &str, end: &str, section: &str) -> Option<String> {
+    let b = doc.find(begin)?;
+    let e = doc.find(end)?;
+    (b < e).then(|| {
+        let body_start = b + begin.len();
+        format!("{}\n{section}\n{}", &doc[..body_start], &doc[e..])
+    })
+}
+
+/// `doc` with the judge-mode `section` between its markers. Without them yet, it goes right
+/// after the load generator's section (or where that one would go).
+pub fn replace_judge_section(doc: &str, section: &str) -> String {
+    let section = section.trim_end_matches('\n');
+    if let Some(out) = replace_between(doc, JUDGE_BEGIN, JUDGE_END, section) {
+        return out;
+    }
+    let block = format!("{JUDGE_BEGIN}\n{section}\n{JUDGE_END}\n");
+    match doc.find(END) {
+        Some(at) => {
+            let after = at + END.len();
+            let rest = doc[after..].trim_start_matches('\n');
+            format!("{}\n\n{block}\n{rest}", &doc[..after])
+        }
+        None => insert_after_introduction(doc, &block),
+    }
+}
 
 /// `doc` with `section` between the markers. Without markers yet, the section goes right after
 /// the page's introduction: before its first `## ` heading (at the end if it has none).
 pub fn replace_section(doc: &str, section: &str) -> String {
     let section = section.trim_end_matches('\n');
-    if let (Some(begin), Some(end)) = (doc.find(BEGIN), doc.find(END)) {
-        if begin < end {
-            let body_start = begin + BEGIN.len();
-            return format!("{}\n{section}\n{}", &doc[..body_start], &doc[end..]);
-        }
+    if let Some(out) = replace_between(doc, BEGIN, END, section) {
+        return out;
     }
-    let block = format!("{BEGIN}\n{section}\n{END}\n");
+    insert_after_introduction(doc, &format!("{BEGIN}\n{section}\n{END}\n"))
+}
+
+/// `block` before the page's first `## ` heading (at the end if it has none).
+fn insert_after_introduction(doc: &str, block: &str) -> String {
     let first_heading = doc
         .match_indices("\n## ")
         .next()
@@ -22,7 +55,7 @@ pub fn replace_section(doc: &str, section: &str) -> String {
         .or_else(|| doc.starts_with("## ").then_some(0));
     match first_heading {
         Some(at) => format!("{}{block}\n{}", &doc[..at], &doc[at..]),
-        None if doc.is_empty() => block,
+        None if doc.is_empty() => block.to_string(),
         None => format!("{}\n\n{block}", doc.trim_end_matches('\n')),
     }
 }
@@ -51,6 +84,35 @@ mod tests {
         assert!(twice.ends_with("## Core path\n\nold figures\n"));
         assert_eq!(twice.matches(BEGIN).count(), 1);
         assert_eq!(replace_section(&twice, "second"), twice, "idempotent");
+    }
+
+    #[test]
+    fn the_judge_section_follows_the_load_generators_and_is_replaced_alone() {
+        let page = replace_section(PAGE, "main");
+        let once = replace_judge_section(&page, "judge 1");
+        assert!(
+            once.contains(&format!(
+                "{END}\n\n{JUDGE_BEGIN}\njudge 1\n{JUDGE_END}\n\n## Core path"
+            )),
+            "{once}"
+        );
+        let twice = replace_judge_section(&once, "judge 2");
+        assert!(twice.contains("judge 2") && !twice.contains("judge 1"));
+        assert_eq!(
+            replace_judge_section(&twice, "judge 2"),
+            twice,
+            "idempotent"
+        );
+        let main_again = replace_section(&twice, "main 2");
+        assert!(main_again.contains("main 2") && main_again.contains("judge 2"));
+        // A page without either section: where the load generator's would go.
+        let alone = replace_judge_section(PAGE, "j");
+        assert!(
+            alone.contains(&format!(
+                "Intro text.\n\n{JUDGE_BEGIN}\nj\n{JUDGE_END}\n\n## Core path"
+            )),
+            "{alone}"
+        );
     }
 
     #[test]

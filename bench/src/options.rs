@@ -22,6 +22,14 @@ options (a value may also be given as --name=value):
   --burst N               burst submissions; 0 skips the burst (default 10000)
   --burst-in-flight N     concurrent submissions during the burst (default 64)
   --drain-timeout SECS    how long accepted burst jobs may take to end (default 900)
+  --judge-tests N         judge mode: tests in the C++ a+b judge job (default 1000)
+  --judge-rounds N        judge mode: rounds of a native loop and a judge job (default 5)
+  --judge-naive N         judge mode: plain jobs run for the naive way (fewer than the tests:
+                          extrapolated to all of them); 0 skips it (default 1000)
+  --judge-input-mib LIST  judge mode: sizes of the large stdin_file, MiB; 0 skips it
+                          (default 64,32)
+  --no-judge              skip the judge-mode part
+  --judge-only            only the judge-mode part (its section of docs/benchmarks.md alone)
   --no-docs               do not touch docs/benchmarks.md and docs/bench/*.svg
   --from-json FILE        only re-render the docs and plots from an earlier results.json
   -h, --help              this text
@@ -112,6 +120,19 @@ pub struct Options {
     pub burst: usize,
     pub burst_in_flight: usize,
     pub drain_timeout_secs: u64,
+    /// Judge mode: whether it runs, and whether alone.
+    #[serde(default)]
+    pub judge: bool,
+    #[serde(default)]
+    pub judge_only: bool,
+    #[serde(default)]
+    pub judge_tests: usize,
+    #[serde(default)]
+    pub judge_rounds: usize,
+    #[serde(default)]
+    pub judge_naive: usize,
+    #[serde(default)]
+    pub judge_input_mib: Vec<usize>,
     #[serde(skip)]
     pub write_docs: bool,
     #[serde(skip)]
@@ -121,6 +142,9 @@ pub struct Options {
     /// The command line as the user typed it (`make bench`, from `bench/run.sh`), for the report.
     pub command: String,
 }
+
+/// The most tests a judge-mode job may carry (the api's limit).
+pub use rce_protocol::judge::MAX_TESTS as MAX_JUDGE_TESTS;
 
 /// The languages the bench has programs for (see `workload`).
 pub const KNOWN_LANGUAGES: [&str; 2] = ["python", "c"];
@@ -139,6 +163,12 @@ impl Default for Options {
             burst: 10_000,
             burst_in_flight: 64,
             drain_timeout_secs: 900,
+            judge: true,
+            judge_only: false,
+            judge_tests: 1000,
+            judge_rounds: 5,
+            judge_naive: 1000,
+            judge_input_mib: vec![64, 32],
             write_docs: true,
             from_json: None,
             help: false,
@@ -156,6 +186,20 @@ impl Options {
         self.warmup = 3;
         self.burst = 300;
         self.drain_timeout_secs = 120;
+        self.judge_tests = 200;
+        self.judge_rounds = 2;
+        self.judge_naive = 10;
+        self.judge_input_mib = vec![16];
+    }
+
+    /// Whether the load generator's cells and burst run (not with `--judge-only`).
+    pub fn load_generator(&self) -> bool {
+        !self.judge_only
+    }
+
+    /// Whether the judge-mode part runs.
+    pub fn judge_part(&self) -> bool {
+        self.judge || self.judge_only
     }
 
     pub fn drain_timeout(&self) -> Duration {
@@ -202,6 +246,22 @@ impl Options {
                 "--quick" => {}
                 "-h" | "--help" => options.help = true,
                 "--no-docs" => options.write_docs = false,
+                "--no-judge" => options.judge = false,
+                "--judge-only" => options.judge_only = true,
+                "--judge-tests" => {
+                    options.judge_tests = positive(name, &value()?)?;
+                    if options.judge_tests > MAX_JUDGE_TESTS {
+                        bail!("--judge-tests: a job has at most {MAX_JUDGE_TESTS} tests");
+                    }
+                }
+                "--judge-rounds" => options.judge_rounds = positive(name, &value()?)?,
+                "--judge-naive" => options.judge_naive = number(name, &value()?)?,
+                "--judge-input-mib" => {
+                    options.judge_input_mib = list(&value()?)
+                        .map(|m| number(name, m))
+                        .filter(|m| !matches!(m, Ok(0)))
+                        .collect::<anyhow::Result<_>>()?;
+                }
                 "--samples" => options.samples = positive(name, &value()?)?,
                 "--naive-samples" => options.naive_samples = positive(name, &value()?)?,
                 "--warmup" => options.warmup = number(name, &value()?)?,
@@ -234,6 +294,9 @@ impl Options {
                 }
                 other => bail!("unknown option {other:?} (see --help)"),
             }
+        }
+        if options.judge_only && !options.judge {
+            bail!("--judge-only and --no-judge contradict each other");
         }
         if options.concurrency.is_empty() || options.languages.is_empty() {
             bail!("--concurrency and --languages need at least one value");
@@ -296,5 +359,32 @@ mod tests {
         assert!(Options::parse(false, &args("--languages ruby")).is_err());
         assert!(Options::parse(false, &args("--paths fast")).is_err());
         assert!(Options::parse(false, &args("--frobnicate")).is_err());
+        assert!(Options::parse(false, &args("--judge-tests 1001")).is_err());
+        assert!(Options::parse(false, &args("--judge-only --no-judge")).is_err());
+    }
+
+    #[test]
+    fn judge_options() {
+        let o = Options::parse(false, &[]).unwrap();
+        assert!(o.judge_part() && o.load_generator());
+        assert_eq!(
+            (
+                o.judge_tests,
+                o.judge_rounds,
+                o.judge_naive,
+                o.judge_input_mib
+            ),
+            (1000, 5, 1000, vec![64, 32])
+        );
+        let o = Options::parse(
+            false,
+            &args("--judge-only --judge-naive 0 --judge-input-mib 0"),
+        )
+        .unwrap();
+        assert!(o.judge_part() && !o.load_generator());
+        assert_eq!(o.judge_naive, 0);
+        assert!(o.judge_input_mib.is_empty());
+        let o = Options::parse(false, &args("--no-judge")).unwrap();
+        assert!(!o.judge_part() && o.load_generator());
     }
 }

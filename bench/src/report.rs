@@ -609,6 +609,7 @@ mod tests {
                 submissions: 300,
                 ..Default::default()
             }),
+            judge: None,
             duration_secs: 90.0,
         }
     }

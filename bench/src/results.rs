@@ -25,6 +25,9 @@ pub struct BenchResults {
     pub base_pools: BTreeMap<String, usize>,
     pub cells: Vec<CellResult>,
     pub burst: Option<BurstResult>,
+    /// Judge mode against native runs and a plain job per test (`judge_bench`).
+    #[serde(default)]
+    pub judge: Option<crate::judge_bench::JudgeResult>,
     /// Seconds the whole run took, services' start and stop included.
     pub duration_secs: f64,
 }

@@ -2,6 +2,8 @@
 //! knows their pids (CPU and memory are read from /proc) and needs no `make up`. They use a
 //! RabbitMQ vhost and a Redis database of their own, recreated empty at every run, so nothing
 //! another api or runner on the machine does is measured, and nothing of theirs is touched.
+//! Judge mode's test data lives in that Redis database too, and the runner's disk cache of it
+//! in `target/bench/file-cache`, emptied at every start.
 
 use anyhow::{bail, Context};
 use std::fs::File;
@@ -32,6 +34,14 @@ pub struct StackPaths {
     /// Logs go here.
     pub out_dir: PathBuf,
     pub topology: PathBuf,
+}
+
+impl StackPaths {
+    /// The runner's judge-mode disk cache of test data: emptied before every start, so the
+    /// first job reading a file fetches it.
+    pub fn file_cache(&self) -> PathBuf {
+        self.out_dir.join("file-cache")
+    }
 }
 
 /// The running api and runner. Stopped with [`ServiceStack::stop`]; dropping it stops them too
@@ -99,10 +109,20 @@ impl ServiceStack {
         let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{VHOST}");
         let redis = format!("redis://127.0.0.1:6379/{REDIS_DB}");
         let topology = paths.topology.to_string_lossy().into_owned();
+        let file_cache = paths.file_cache();
+        match std::fs::remove_dir_all(&file_cache) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("emptying {}", file_cache.display()))
+            }
+            _ => {}
+        }
+        let file_cache = file_cache.to_string_lossy().into_owned();
         let common = [
             ("RCE_AMQP_URL", amqp.as_str()),
             ("RCE_REDIS_URL", redis.as_str()),
             ("RCE_TOPOLOGY", topology.as_str()),
+            // Test data in the bench's own Redis database, flushed at every run.
+            ("RCE_FILE_STORE", "redis"),
         ];
         let api_log = paths.out_dir.join("api.log");
         let runner_log = paths.out_dir.join("runner.log");
@@ -126,6 +146,7 @@ impl ServiceStack {
                 ("RCE_RUNNER_LANGUAGES", &languages),
                 ("RCE_RUNNER_METRICS_ADDR", &runner_addr),
                 ("RCE_SHUTDOWN_GRACE_SECS", SHUTDOWN_GRACE_SECS),
+                ("RCE_FILE_CACHE_DIR", &file_cache),
             ],
             &common,
         )?);

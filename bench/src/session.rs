@@ -1,16 +1,20 @@
-//! One run from start to end: prepare the services, measure every cell and the burst, stop the
-//! services, write the results and the report.
+//! One run from start to end: prepare the services, measure every cell, the burst and judge
+//! mode, stop the services, write the results and the report.
 
 use crate::bench_topology::{bench_topology, exec_twin};
 use crate::burst::{BurstSpec, Watched};
 use crate::cell::{CellSpec, JobFn};
-use crate::docs_section::replace_section;
+use crate::docs_section::{replace_judge_section, replace_section};
+use crate::judge_bench::{JudgeBenchSpec, JudgeResult};
 use crate::options::{Options, PathKind};
 use crate::proc_stats::CpuMeter;
 use crate::results::{BenchResults, BurstResult, CellResult};
 use crate::service_stack::{ServiceStack, StackPaths, RUNNER_ID};
 use crate::workload::Workload;
-use crate::{burst, cell, floor, machine, naive_cli, naive_engine, project, report};
+use crate::{
+    burst, cell, floor, judge_bench, judge_report, machine, naive_cli, naive_engine, project,
+    report,
+};
 use anyhow::{anyhow, Context};
 use bollard::Docker;
 use rce_protocol::topology::Topology;
@@ -56,7 +60,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let machine = machine::describe();
     println!("rce-bench: {}", machine.summary());
-    if options.quick {
+    if options.quick && options.load_generator() {
         println!(
             "quick run: {} samples per fast cell, {} per naive cell, burst {}",
             options.samples, options.naive_samples, options.burst
@@ -66,23 +70,40 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let source =
         std::fs::read_to_string(repo.join("topology.yaml")).context("reading topology.yaml")?;
     let repo_topology = Topology::parse(&source, "topology.yaml")?;
-    let base_pools: BTreeMap<String, usize> = options
-        .languages
+    // The load generator's languages: none when only judge mode is measured.
+    let measured: Vec<String> = if options.load_generator() {
+        options.languages.clone()
+    } else {
+        Vec::new()
+    };
+    if options.judge_part() {
+        println!(
+            "judge mode: {} C++ tests, {} rounds, {} plain jobs for the naive way, inputs of {:?} MiB{}",
+            options.judge_tests,
+            options.judge_rounds,
+            options.judge_naive,
+            options.judge_input_mib,
+            if options.judge_only { " (judge mode only)" } else { "" }
+        );
+    }
+    let base_pools: BTreeMap<String, usize> = measured
         .iter()
         .filter_map(|l| Some((l.clone(), repo_topology.language(l)?.pool)))
         .collect();
     let topology_path = out_dir.join("topology.yaml");
     std::fs::write(
         &topology_path,
-        bench_topology(&source, &options.languages, options.pool)?,
+        bench_topology(&source, &measured, options.pool)?,
     )
     .with_context(|| format!("writing {}", topology_path.display()))?;
     let topology = Topology::load(&topology_path)?;
-    let served: Vec<String> = options
-        .languages
+    let mut served: Vec<String> = measured
         .iter()
         .flat_map(|l| [l.clone(), exec_twin(l)])
         .collect();
+    if options.judge_part() && !served.iter().any(|l| l == judge_bench::LANGUAGE) {
+        served.push(judge_bench::LANGUAGE.to_string());
+    }
     let exec_modes: BTreeMap<String, String> = served
         .iter()
         .filter_map(|id| {
@@ -122,7 +143,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     };
     // Whatever happened, nothing of the run stays behind (the runner removes its own on SIGTERM).
     naive_engine::remove_strays(&docker, RUNNER_ID).await.ok();
-    let (cells, burst) = measured.inspect_err(|_| {
+    let (cells, burst, judge) = measured.inspect_err(|_| {
         eprintln!(
             "logs: api {}, runner {}",
             out_dir.join("api.log").display(),
@@ -139,9 +160,15 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         base_pools,
         cells,
         burst,
+        judge,
         duration_secs: started.elapsed().as_secs_f64(),
     };
-    let json_path = out_dir.join("results.json");
+    // A judge-only run keeps the last full run's results.json.
+    let json_path = out_dir.join(if options.judge_only {
+        "results-judge.json"
+    } else {
+        "results.json"
+    });
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)
         .with_context(|| format!("writing {}", json_path.display()))?;
     println!("\nresults: {}", json_path.display());
@@ -150,13 +177,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
     let failures: usize = results.cells.iter().map(|c| c.failures).sum();
     let lost = results.burst.as_ref().map_or(0, |b| b.lost);
+    let judge_failures = results.judge.as_ref().map_or(0, JudgeResult::failures);
     println!(
-        "done in {:.0} s; {failures} failed jobs in the cells, {lost} lost in the burst",
+        "done in {:.0} s; {failures} failed jobs in the cells, {lost} lost in the burst, {judge_failures} failures in judge mode",
         results.duration_secs
     );
-    if failures > 0 || lost > 0 {
+    if let Some(judge) = &results.judge {
+        for e in &judge.errors {
+            eprintln!("judge mode: {e}");
+        }
+    }
+    if failures > 0 || lost > 0 || judge_failures > 0 {
         anyhow::bail!(
-            "{failures} measured jobs failed and {lost} burst jobs were lost (see the report)"
+            "{failures} measured jobs failed, {lost} burst jobs were lost and judge mode had {judge_failures} failures (see the report)"
         );
     }
     Ok(())
@@ -188,11 +221,15 @@ async fn measure_everything(
     topology: &Topology,
     docker: Docker,
     out_dir: &Path,
-) -> anyhow::Result<(Vec<CellResult>, Option<BurstResult>)> {
+) -> anyhow::Result<(Vec<CellResult>, Option<BurstResult>, Option<JudgeResult>)> {
+    let pools = match (options.load_generator(), options.judge_part()) {
+        (true, true) => format!("pools of {}, cpp's as in topology.yaml", options.pool),
+        (true, false) => format!("pools of {}", options.pool),
+        _ => "the pool as in topology.yaml".to_string(),
+    };
     println!(
-        "starting api and runner (serving {}; pools of {})...",
-        served.join(", "),
-        options.pool
+        "starting api and runner (serving {}; {pools})...",
+        served.join(", ")
     );
     let t = Instant::now();
     let stack = ServiceStack::start(paths, served).await?;
@@ -208,7 +245,12 @@ async fn measure_everything(
     let cpu = CpuMeter::new(vec![stack.api_pid(), stack.runner_pid()]);
     let client = project::http_client(options.burst_in_flight.max(16))?;
     let mut cells = Vec::new();
-    for &path in &options.paths {
+    let paths_measured: &[PathKind] = if options.load_generator() {
+        &options.paths
+    } else {
+        &[]
+    };
+    for &path in paths_measured {
         println!("\n{}", path.label());
         for language in &options.languages {
             let workload = Workload::of(language)
@@ -236,7 +278,7 @@ async fn measure_everything(
     }
 
     let mut burst = None;
-    if options.burst > 0 {
+    if options.burst > 0 && options.load_generator() {
         let language = options
             .languages
             .iter()
@@ -279,9 +321,34 @@ async fn measure_everything(
         );
         burst = Some(b);
     }
+    let mut judge = None;
+    if options.judge_part() {
+        let pool = topology
+            .language(judge_bench::LANGUAGE)
+            .map_or(0, |l| l.pool);
+        println!(
+            "\njudge mode: C++ a+b, {} tests; the cpp pool has {pool} warm containers",
+            options.judge_tests
+        );
+        let spec = JudgeBenchSpec {
+            api_url: stack.api_url.clone(),
+            tests: options.judge_tests,
+            rounds: options.judge_rounds,
+            naive_jobs: options.judge_naive.min(options.judge_tests),
+            naive_concurrency: pool.max(1),
+            input_bytes: options
+                .judge_input_mib
+                .iter()
+                .map(|&m| m as u64 * (1 << 20))
+                .collect(),
+            out_dir: out_dir.to_path_buf(),
+            pool,
+        };
+        judge = Some(judge_bench::run(&spec, &cpu).await);
+    }
     println!("\nstopping api and runner...");
     stack.stop().await;
-    Ok((cells, burst))
+    Ok((cells, burst, judge))
 }
 
 /// The job of one path for one language.
@@ -361,8 +428,17 @@ fn print_cell(c: &CellResult) {
 /// The section of docs/benchmarks.md and the plots under docs/bench/.
 fn write_report(repo: &Path, results: &BenchResults) -> anyhow::Result<()> {
     let page = repo.join("docs/benchmarks.md");
-    let doc =
+    let mut doc =
         std::fs::read_to_string(&page).with_context(|| format!("reading {}", page.display()))?;
+    if let Some(section) = judge_report::markdown(results) {
+        doc = replace_judge_section(&doc, &section);
+    }
+    if results.cells.is_empty() && results.burst.is_none() {
+        // Judge mode alone: the load generator's section and plots stay as they are.
+        std::fs::write(&page, doc).with_context(|| format!("writing {}", page.display()))?;
+        println!("report: {} (the judge-mode section)", page.display());
+        return Ok(());
+    }
     std::fs::write(&page, replace_section(&doc, &report::markdown(results)))
         .with_context(|| format!("writing {}", page.display()))?;
     std::fs::create_dir_all(repo.join("docs/bench"))?;
