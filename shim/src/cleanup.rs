@@ -343,9 +343,9 @@ pub fn cleanup(uid: u32, workspace: &Path) -> Leftovers {
 }
 
 /// Judge mode's cleanup between two tests in the common case, without the helper process the
-/// general [`cleanup`] forks (most of a short test's overhead): when the test left nothing in
-/// the shared directories and no IPC object, and its workspace holds no directory, the shim
-/// takes the workspace over (CAP_CHOWN; every process of the uid is gone, so nothing races it)
+/// general [`cleanup`] forks: when the test left nothing in the shared directories and no IPC
+/// object, and its workspace holds no directory that is not empty, the shim takes the workspace
+/// over (CAP_CHOWN; every process of the uid is gone, so nothing races it)
 /// and unlinks its entries itself, links and all, without following any. `None` when the case is
 /// not that simple (the workspace is handed back): the caller runs [`cleanup`].
 pub fn cleanup_flat(uid: u32, workspace: &Path) -> Option<Leftovers> {
@@ -371,21 +371,20 @@ pub fn cleanup_flat(uid: u32, workspace: &Path) -> Option<Leftovers> {
             return None;
         }
     };
-    let mut flat = true;
+    // Plain entries go, and empty directories (the workspace's own `.tmp` and `.cache`, unless
+    // the test filled them): removing either needs only the workspace's write permission.
     for name in &names {
-        match sys::lstat_at(dir.as_fd(), name) {
-            Ok(m) if !m.is_dir => {}
-            Err(e) if is_not_found(&e) => {}
-            _ => flat = false,
-        }
-    }
-    if !flat {
-        hand_back();
-        return None;
-    }
-    for name in &names {
-        match sys::unlink_at(dir.as_fd(), name, false) {
+        let is_dir = match sys::lstat_at(dir.as_fd(), name) {
+            Ok(m) => m.is_dir,
+            Err(e) if is_not_found(&e) => continue,
+            Err(_) => {
+                hand_back();
+                return None;
+            }
+        };
+        match sys::unlink_at(dir.as_fd(), name, is_dir) {
             Err(e) if !is_not_found(&e) => {
+                // A directory with something in it: the helper's walk (as the uid) takes it.
                 hand_back();
                 return None;
             }
@@ -524,8 +523,9 @@ mod tests {
         fs::create_dir_all(base.join("ws")).unwrap();
         fs::write(base.join("outside"), b"x").unwrap();
         fs::write(base.join("ws/out"), b"x").unwrap();
+        fs::create_dir(base.join("ws/.tmp")).unwrap();
         symlink(base.join("outside"), base.join("ws/link")).unwrap();
-        for p in ["ws", "ws/out"] {
+        for p in ["ws", "ws/out", "ws/.tmp"] {
             chown(base.join(p), Some(uid), Some(uid)).unwrap();
         }
         fs::set_permissions(base.join("ws"), fs::Permissions::from_mode(0o000)).unwrap();
@@ -537,7 +537,7 @@ mod tests {
             "a link is removed, never followed"
         );
 
-        fs::create_dir_all(base.join("ws2/sub")).unwrap();
+        fs::create_dir_all(base.join("ws2/sub/deeper")).unwrap();
         chown(base.join("ws2"), Some(uid), Some(uid)).unwrap();
         assert!(cleanup_flat(uid, &base.join("ws2")).is_none());
         assert_eq!(
