@@ -55,6 +55,8 @@ pub struct JudgeBenchSpec {
     pub out_dir: PathBuf,
     /// The cpp pool's warm containers (the report says so).
     pub pool: usize,
+    /// Runs of the CPU-bound test for repeatability, natively and as tests of one job (0: none).
+    pub repeat_runs: usize,
 }
 
 /// One test: its input and the expected output.
@@ -103,6 +105,9 @@ pub struct JudgeResult {
     pub naive: Option<NaiveResult>,
     #[serde(default)]
     pub large_inputs: Vec<LargeInput>,
+    /// The same CPU-bound test, run again and again: how much its `cpu_ms` varies.
+    #[serde(default)]
+    pub repeatability: Option<Repeatability>,
     /// What went wrong, as precisely as the service said it (request and response).
     pub errors: Vec<String>,
 }
@@ -283,6 +288,12 @@ pub async fn run(spec: &JudgeBenchSpec, cpu: &CpuMeter) -> JudgeResult {
         }
         result.naive = Some(naive);
     }
+    if spec.repeat_runs > 0 {
+        match repeatability(spec, &client).await {
+            Ok(r) => result.repeatability = Some(r),
+            Err(e) => result.errors.push(format!("repeatability: {e:#}")),
+        }
+    }
     for &bytes in &spec.input_bytes {
         let mut large = LargeInput {
             bytes,
@@ -304,11 +315,21 @@ pub async fn run(spec: &JudgeBenchSpec, cpu: &CpuMeter) -> JudgeResult {
 /// one, the same g++ inside the language's image (`docker run`, the binary written to a bind
 /// mount). Returns the binary and how it was made.
 async fn compile_native(out_dir: &Path, image: &str) -> anyhow::Result<(PathBuf, String)> {
+    compile_native_source(out_dir, image, "ab", AB_SOURCE).await
+}
+
+/// [`compile_native`] for any C++ `text`, as `name` (and `name.cpp`).
+async fn compile_native_source(
+    out_dir: &Path,
+    image: &str,
+    name: &str,
+    text: &str,
+) -> anyhow::Result<(PathBuf, String)> {
     let dir = out_dir.join("judge-native");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let source = dir.join("ab.cpp");
-    std::fs::write(&source, AB_SOURCE).with_context(|| format!("writing {}", source.display()))?;
-    let binary = dir.join("ab");
+    let source = dir.join(format!("{name}.cpp"));
+    std::fs::write(&source, text).with_context(|| format!("writing {}", source.display()))?;
+    let binary = dir.join(name);
     let host = tokio::process::Command::new("g++")
         .args(CXX_FLAGS)
         .arg("-o")
@@ -339,7 +360,7 @@ async fn compile_native(out_dir: &Path, image: &str) -> anyhow::Result<(PathBuf,
         .arg(format!("{}:/src", dir.display()))
         .args(["-w", "/src", "--entrypoint", "g++", image])
         .args(CXX_FLAGS)
-        .args(["-o", "/src/ab", "/src/ab.cpp"])
+        .args(["-o", &format!("/src/{name}"), &format!("/src/{name}.cpp")])
         .output()
         .await
         .context("docker run g++ (no g++ on the host)")?;
@@ -733,6 +754,87 @@ async fn large_input(
         *slot = Some(job);
     }
     Ok(())
+}
+
+/// A CPU-bound test (about a tenth of a second here) that prints its own CPU time in µs
+/// (`CLOCK_PROCESS_CPUTIME_ID`), so the native runs are measured by the same kernel clock.
+const SPIN_SOURCE: &str = "#include <cstdio>\n#include <ctime>\nint main(){volatile unsigned long long x=0;for(unsigned long long i=0;i<400000000ULL;i++)x+=i;timespec t;clock_gettime(CLOCK_PROCESS_CPUTIME_ID,&t);printf(\"%lld\\n\",(long long)t.tv_sec*1000000+t.tv_nsec/1000);}";
+
+/// The same CPU-bound test run many times: natively (one process after the other, its own CPU
+/// clock) and as the tests of one judge-mode job (the cgroup's `cpu_ms`, and the program's own
+/// clock printed back with `return_output`), in the same run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Repeatability {
+    pub native_cpu_ms: Vec<f64>,
+    pub judge_cpu_ms: Vec<f64>,
+    pub judge_own_cpu_ms: Vec<f64>,
+}
+
+/// p50, p95 and p95 / p50 of `values`.
+pub fn spread(values: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let p50 = crate::stats::percentile(&sorted, 50.0)?;
+    let p95 = crate::stats::percentile(&sorted, 95.0)?;
+    Some((p50, p95, p95 / p50))
+}
+
+async fn repeatability(
+    spec: &JudgeBenchSpec,
+    client: &reqwest::Client,
+) -> anyhow::Result<Repeatability> {
+    let n = spec.repeat_runs;
+    let (binary, _) = compile_native_source(&spec.out_dir, "rce-cpp", "spin", SPIN_SOURCE).await?;
+    let mut r = Repeatability::default();
+    for _ in 0..n {
+        let out = Command::new(&binary).output().context("running spin")?;
+        let us: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .context("spin's output")?;
+        r.native_cpu_ms.push(us / 1000.0);
+    }
+    let tests: Vec<Value> = (0..n).map(|_| json!({"stdin": ""})).collect();
+    let body = json!({"language": LANGUAGE, "source": SPIN_SOURCE, "tests": tests,
+        "return_output": true, "limits": {"cpu_time_ms": 5000}});
+    let url = format!("{}/v1/jobs?wait=true", spec.api_url);
+    let job: Value = client
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .context("the repeatability job")?
+        .json()
+        .await
+        .context("the repeatability job's answer")?;
+    if job["verdict"] != "accepted" {
+        bail!(
+            "the repeatability job ended {}: {}",
+            job["verdict"],
+            snippet(&job.to_string())
+        );
+    }
+    for t in job["tests"].as_array().map_or(&[][..], Vec::as_slice) {
+        r.judge_cpu_ms.push(t["cpu_ms"].as_f64().unwrap_or(0.0));
+        if let Some(us) = t["stdout"]
+            .as_str()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+        {
+            r.judge_own_cpu_ms.push(us / 1000.0);
+        }
+    }
+    for (what, v) in [
+        ("native", &r.native_cpu_ms),
+        ("judge cgroup", &r.judge_cpu_ms),
+        ("judge own clock", &r.judge_own_cpu_ms),
+    ] {
+        if let Some((p50, p95, ratio)) = spread(v) {
+            println!(
+                "  repeatability, {what}: p50 {p50:.1} ms, p95 {p95:.1} ms, p95/p50 {ratio:.3}"
+            );
+        }
+    }
+    Ok(r)
 }
 
 #[cfg(test)]

@@ -94,6 +94,7 @@ fn unwrapped(r: &BenchResults, j: &JudgeResult) -> String {
     if let Some(naive) = &j.naive {
         naive_section(&mut md, j, naive);
     }
+    repeatability_section(&mut md, j);
     large_input_section(&mut md, j);
 
     let _ = writeln!(md, "\n### Failures\n");
@@ -341,6 +342,39 @@ fn naive_section(md: &mut String, j: &JudgeResult, x: &NaiveResult) {
     }
 }
 
+fn repeatability_section(md: &mut String, j: &JudgeResult) {
+    let Some(r) = &j.repeatability else {
+        return;
+    };
+    let _ = writeln!(md, "\n### Timing repeatability\n");
+    let _ = writeln!(
+        md,
+        "One CPU-bound C++ test (a loop of 4 x 10^8 additions that prints its own CPU time, \
+         `CLOCK_PROCESS_CPUTIME_ID`) run {} times natively, one process after the other, and as \
+         the {} tests of one judge-mode job in the same run. Target: p95 / p50 of `cpu_ms` <= \
+         1.05.\n",
+        r.native_cpu_ms.len(),
+        r.judge_cpu_ms.len()
+    );
+    let _ = writeln!(
+        md,
+        "| CPU time of | runs | p50 ms | p95 ms | p95 / p50 |\n|---|---|---|---|---|"
+    );
+    for (what, v) in [
+        ("the native process (its own clock)", &r.native_cpu_ms),
+        ("the judge test (`cpu_ms`, its cgroup)", &r.judge_cpu_ms),
+        ("the judge test (its own clock)", &r.judge_own_cpu_ms),
+    ] {
+        if let Some((p50, p95, ratio)) = crate::judge_bench::spread(v) {
+            let _ = writeln!(
+                md,
+                "| {what} | {} | {p50:.1} | {p95:.1} | **{ratio:.3}** |",
+                v.len()
+            );
+        }
+    }
+}
+
 fn large_input_section(md: &mut String, j: &JudgeResult) {
     if j.large_inputs.is_empty() {
         return;
@@ -457,6 +491,11 @@ mod tests {
                 tests: 1000,
                 pool: 2,
                 native_compiler: "the host's g++ 12.2.0".into(),
+                repeatability: Some(crate::judge_bench::Repeatability {
+                    native_cpu_ms: vec![100.0, 101.0, 120.0],
+                    judge_cpu_ms: vec![100.0, 102.0, 103.0],
+                    judge_own_cpu_ms: vec![99.0, 100.0, 101.0],
+                }),
                 first_job: Some(job(4000.0)),
                 rounds,
                 naive: Some(NaiveResult {
@@ -505,6 +544,9 @@ mod tests {
             "of the 1000 were run**",
             "| 1000 tests as plain jobs (extrapolated) | **350.0 s** |",
             "| naive / judge | **100.0×** |",
+            "### Timing repeatability",
+            "| the native process (its own clock) | 3 | 101.0 | 120.0 | **1.188** |",
+            "| the judge test (`cpu_ms`, its cgroup) | 3 | 102.0 | 103.0 | **1.010** |",
             "### Large inputs: 64 MiB, 32 MiB",
             "| 64 MiB (67108864 bytes) | **400 ms** (HTTP 201) | – (see below) | – (see below) |",
             "| 32 MiB (33554432 bytes) | **200 ms** (HTTP 201) | **1000 ms** (compile 500",

@@ -24,6 +24,7 @@ options (a value may also be given as --name=value):
   --drain-timeout SECS    how long accepted burst jobs may take to end (default 900)
   --judge-tests N         judge mode: tests in the C++ a+b judge job (default 1000)
   --judge-rounds N        judge mode: rounds of a native loop and a judge job (default 5)
+  --judge-repeat N        judge mode: runs of a CPU-bound test, natively and as tests of one job, for cpu_ms repeatability (default 100; 0: none)
   --judge-naive N         judge mode: plain jobs run for the naive way (fewer than the tests:
                           extrapolated to all of them); 0 skips it (default 1000)
   --judge-input-mib LIST  judge mode: sizes of the large stdin_file, MiB; 0 skips it
@@ -133,6 +134,9 @@ pub struct Options {
     pub judge_naive: usize,
     #[serde(default)]
     pub judge_input_mib: Vec<usize>,
+    /// Runs of the CPU-bound test for repeatability (natively, and as tests of one job).
+    #[serde(default)]
+    pub judge_repeat: usize,
     #[serde(skip)]
     pub write_docs: bool,
     #[serde(skip)]
@@ -169,6 +173,7 @@ impl Default for Options {
             judge_rounds: 5,
             judge_naive: 1000,
             judge_input_mib: vec![64, 32],
+            judge_repeat: 100,
             write_docs: true,
             from_json: None,
             help: false,
@@ -190,6 +195,7 @@ impl Options {
         self.judge_rounds = 2;
         self.judge_naive = 10;
         self.judge_input_mib = vec![16];
+        self.judge_repeat = 20;
     }
 
     /// Whether the load generator's cells and burst run (not with `--judge-only`).
@@ -256,6 +262,12 @@ impl Options {
                 }
                 "--judge-rounds" => options.judge_rounds = positive(name, &value()?)?,
                 "--judge-naive" => options.judge_naive = number(name, &value()?)?,
+                "--judge-repeat" => {
+                    options.judge_repeat = number(name, &value()?)?;
+                    if options.judge_repeat > MAX_JUDGE_TESTS {
+                        bail!("--judge-repeat: a job has at most {MAX_JUDGE_TESTS} tests");
+                    }
+                }
                 "--judge-input-mib" => {
                     options.judge_input_mib = list(&value()?)
                         .map(|m| number(name, m))

@@ -342,6 +342,7 @@ async fn measure_everything(
                 .map(|&m| m as u64 * (1 << 20))
                 .collect(),
             out_dir: out_dir.to_path_buf(),
+            repeat_runs: options.judge_repeat,
             pool,
         };
         judge = Some(judge_bench::run(&spec, &cpu).await);
