@@ -241,10 +241,18 @@ pub fn shim_job(job: &JobMessage, language: &Language, sandbox: &Sandbox, uid: u
             limits: step_limits(&language.compile_limits, sandbox),
         });
     }
+    // A runtime's heap ({heap_mb}) is sized once for the run template; in judge mode it follows
+    // the largest memory limit of any test, so no test's runtime stops short of its own limit
+    // (a test with less is held to it by its cgroup).
+    let run_memory_mb = job
+        .judge
+        .as_ref()
+        .and_then(|j| j.tests.iter().map(|t| t.limits.memory_mb).max())
+        .unwrap_or(job.limits.memory_mb);
     steps.push(ShimStep {
         name: StepName::Run,
-        argv: language.run_argv(&program, job.limits.memory_mb, &job.args),
-        env: language.step_env(&program, job.limits.memory_mb),
+        argv: language.run_argv(&program, run_memory_mb, &job.args),
+        env: language.step_env(&program, run_memory_mb),
         stdin: job.stdin.clone(),
         limits: step_limits(&job.limits, sandbox),
     });

@@ -104,3 +104,29 @@ async fn the_jvms_max_memory_follows_memory_mb() {
     }
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
 }
+
+/// Judge mode: one run template for every test, its heap sized by the largest test's limit, so
+/// a test allowed more memory than the job's default gets it (and one allowed less is held to
+/// its own limit by its cgroup, a memory verdict all the same).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_judged_jvms_heap_follows_the_largest_tests_limit() {
+    let source = "public class Main { public static void main(String[] a) { \
+                  byte[] b = new byte[Integer.parseInt(new java.util.Scanner(System.in).nextLine()) << 20]; \
+                  System.out.println(b.length >> 20); } }";
+    let job = app()
+        .run(
+            json!({"language": "java", "source": source, "limits": {"memory_mb": 128},
+            "tests": [
+                {"stdin": "300", "expected": "300", "limits": {"memory_mb": 512}},
+                {"stdin": "300", "expected": "300"},
+            ]}),
+        )
+        .await;
+    let verdicts: Vec<_> = job["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["accepted", "memory_limit_exceeded"], "{job:#}");
+}
