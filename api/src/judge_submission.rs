@@ -272,6 +272,8 @@ pub struct Staging {
     pub references: Vec<(String, FileId)>,
     /// Bytes of the inline inputs (the referenced ones are added when they are looked up).
     pub inline_input_bytes: u64,
+    /// Bytes of the inline expected outputs, counted once per test that names them.
+    pub inline_expected_bytes: u64,
 }
 
 impl Staging {
@@ -434,6 +436,8 @@ fn data(
             };
             if is_input {
                 staging.inline_input_bytes += bytes.len() as u64;
+            } else {
+                staging.inline_expected_bytes += bytes.len() as u64;
             }
             Ok(Some(staging.inline(bytes).as_str().to_string()))
         }

@@ -26,6 +26,10 @@ pub const MAX_TOTAL_INPUT_BYTES: u64 = 96 << 20;
 /// the check that the container is back at rest (tens of milliseconds; the rest is slack).
 pub const PER_TEST_MARGIN_MS: u64 = 1_000;
 
+/// The most expected output one job may make the runner read and compare, counted once per
+/// test (a 64 MiB answer named by 1,000 tests is 64 GB of reading and hashing, not 64 MiB).
+pub const MAX_TOTAL_EXPECTED_BYTES: u64 = 256 << 20;
+
 /// The judge-mode part of a job message: resolved, validated, data by reference.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct JudgeSpec {

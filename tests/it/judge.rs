@@ -559,6 +559,19 @@ async fn a_64_mib_input_by_reference_end_to_end() {
     let (status, body) = crate::files::upload(&app, bytes).await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
+    // The same 64 MiB as five tests' expected output is 320 MiB to read and compare: refused.
+    let tests: Vec<Value> = (0..5).map(|_| json!({"expected_file": id})).collect();
+    let (status, body) = app
+        .post_jobs(
+            "",
+            json!({"language": "cpp", "source": "int main(){}", "tests": tests}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (413, Some("tests")),
+        "{body}"
+    );
     let count = "#include <cstdio>\nint main(){static char b[1<<16];long long n=0;size_t r;while((r=fread(b,1,sizeof b,stdin))>0)n+=r;printf(\"%lld\\n\",n);}";
     for _ in 0..2 {
         let job = app

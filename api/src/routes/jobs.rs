@@ -179,8 +179,9 @@ pub async fn admit_and_publish(
 /// is stored (which renews it for another lifetime, so it outlives the job's wait in the
 /// queue) and that its inputs together fit in a job.
 async fn stage_test_data(state: &AppState, staging: submission::Staging) -> Result<(), ApiError> {
-    use rce_protocol::judge::MAX_TOTAL_INPUT_BYTES;
+    use rce_protocol::judge::{MAX_TOTAL_EXPECTED_BYTES, MAX_TOTAL_INPUT_BYTES};
     let mut input_bytes = staging.inline_input_bytes;
+    let mut expected_bytes = staging.inline_expected_bytes;
     // Each distinct file is asked about once, however many tests name it.
     let mut sizes = std::collections::HashMap::new();
     for (field, id) in &staging.references {
@@ -201,8 +202,18 @@ async fn stage_test_data(state: &AppState, staging: submission::Staging) -> Resu
                 ))
             }
             Some(size) if field.ends_with(".stdin_file") => input_bytes += size,
-            Some(_) => {}
+            Some(size) => expected_bytes += size,
         }
+    }
+    if expected_bytes > MAX_TOTAL_EXPECTED_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the tests' expected outputs add up to {expected_bytes} bytes (counted per test); a job's may add up to {MAX_TOTAL_EXPECTED_BYTES}"
+            ),
+        )
+        .field("tests"));
     }
     if input_bytes > MAX_TOTAL_INPUT_BYTES {
         return Err(ApiError::new(
