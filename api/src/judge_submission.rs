@@ -5,7 +5,7 @@
 
 use crate::error::ApiError;
 use crate::strict_json::{self, Fields, Json};
-use crate::submission::{decode_files, describe_base64_error, parse_file, FileRequest};
+use crate::submission::{describe_base64_error, parse_files, program_files, FileRequest};
 use rce_files::FileId;
 use rce_protocol::bytes::decode_base64;
 use rce_protocol::judge::{
@@ -219,13 +219,7 @@ fn parse_checker(value: Json) -> Result<CheckerRequest, ApiError> {
                 .transpose()?;
             let files = c
                 .optional("files")
-                .map(|v| {
-                    strict_json::array(v, "checker.files", "an array of files")?
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, f)| parse_file(f, &format!("checker.files[{i}]")))
-                        .collect::<Result<Vec<_>, _>>()
-                })
+                .map(|v| parse_files(v, "checker.files"))
                 .transpose()?;
             let entrypoint = c
                 .optional("entrypoint")
@@ -505,39 +499,7 @@ fn custom_checker(
             ))
         }
     };
-    let files = match (source, files) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "ambiguous_source",
-                "checker.files",
-                "give the checker as either `source` or `files`, not both",
-            ))
-        }
-        (None, None) => {
-            return Err(ApiError::invalid(
-                "missing_source",
-                "checker.source",
-                "give the checker as `source` (one file) or `files`",
-            ))
-        }
-        (Some(source), None) => vec![rce_protocol::job::JobFile {
-            name: lang.file.clone(),
-            content: rce_protocol::bytes::Base64Bytes(source.into_bytes()),
-        }],
-        (None, Some(files)) => decode_files(files, "checker.files")?,
-    };
-    let entrypoint = match entrypoint {
-        Some(e) if files.iter().any(|f| f.name == e) => e,
-        Some(e) => {
-            return Err(ApiError::invalid(
-                "unknown_entrypoint",
-                "checker.entrypoint",
-                format!("checker entrypoint {e:?} is not one of its files"),
-            ))
-        }
-        None if files.iter().any(|f| f.name == lang.file) => lang.file.clone(),
-        None => files[0].name.clone(),
-    };
+    let (files, entrypoint) = program_files(&lang, source, files, entrypoint, "checker.")?;
     let max = lang.max_limits;
     let limits = Limits {
         wall_time_ms: CHECKER_LIMITS.wall_time_ms.min(max.wall_time_ms),

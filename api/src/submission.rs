@@ -87,13 +87,7 @@ pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
         .transpose()?;
     let files = job
         .optional("files")
-        .map(|v| {
-            strict_json::array(v, "files", "an array of files")?
-                .into_iter()
-                .enumerate()
-                .map(|(i, f)| parse_file(f, &format!("files[{i}]")))
-                .collect::<Result<Vec<_>, _>>()
-        })
+        .map(|v| parse_files(v, "files"))
         .transpose()?;
     let entrypoint = job
         .optional("entrypoint")
@@ -142,7 +136,16 @@ pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
     })
 }
 
-pub(crate) fn parse_file(value: Json, path: &str) -> Result<FileRequest, ApiError> {
+/// An array of files at `path` (`files`, `checker.files`).
+pub(crate) fn parse_files(value: Json, path: &str) -> Result<Vec<FileRequest>, ApiError> {
+    strict_json::array(value, path, "an array of files")?
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| parse_file(f, &format!("{path}[{i}]")))
+        .collect()
+}
+
+fn parse_file(value: Json, path: &str) -> Result<FileRequest, ApiError> {
     let mut file = Fields::of(value, path, "a file: {\"name\", \"content\", \"encoding\"}")?;
     let name_path = file.path("name");
     let name = strict_json::string(
@@ -251,39 +254,7 @@ pub fn admit(
             ),
         )
     })?;
-    let files = match (req.source, req.files) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "ambiguous_source",
-                "files",
-                "give either `source` or `files`, not both",
-            ))
-        }
-        (None, None) => {
-            return Err(ApiError::invalid(
-                "missing_source",
-                "source",
-                "give the program as `source` (one file) or `files`",
-            ))
-        }
-        (Some(source), None) => vec![JobFile {
-            name: language.file.clone(),
-            content: Base64Bytes(source.into_bytes()),
-        }],
-        (None, Some(files)) => decode_files(files, "files")?,
-    };
-    let entrypoint = match req.entrypoint {
-        Some(e) if files.iter().any(|f| f.name == e) => e,
-        Some(e) => {
-            return Err(ApiError::invalid(
-                "unknown_entrypoint",
-                "entrypoint",
-                format!("entrypoint {e:?} is not one of the files"),
-            ))
-        }
-        None if files.iter().any(|f| f.name == language.file) => language.file.clone(),
-        None => files[0].name.clone(),
-    };
+    let (files, entrypoint) = program_files(&language, req.source, req.files, req.entrypoint, "")?;
     if req.args.len() > MAX_ARGS {
         return Err(ApiError::invalid(
             "too_many_args",
@@ -364,8 +335,54 @@ pub fn admit(
     Ok((job, language, staging))
 }
 
+/// A program given as `source` (one file, named by the language's default file name) or
+/// `files`, and its entrypoint (given, else the language's default file if there is one, else
+/// the first): the job's own (`at` empty) or a custom checker's (`at` = `checker.`).
+pub(crate) fn program_files(
+    language: &Language,
+    source: Option<String>,
+    files: Option<Vec<FileRequest>>,
+    entrypoint: Option<String>,
+    at: &str,
+) -> Result<(Vec<JobFile>, String), ApiError> {
+    let files = match (source, files) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "ambiguous_source",
+                format!("{at}files"),
+                format!("give either `{at}source` or `{at}files`, not both"),
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "missing_source",
+                format!("{at}source"),
+                format!("give the program as `{at}source` (one file) or `{at}files`"),
+            ))
+        }
+        (Some(source), None) => vec![JobFile {
+            name: language.file.clone(),
+            content: Base64Bytes(source.into_bytes()),
+        }],
+        (None, Some(files)) => decode_files(files, &format!("{at}files"))?,
+    };
+    let entrypoint = match entrypoint {
+        Some(e) if files.iter().any(|f| f.name == e) => e,
+        Some(e) => {
+            return Err(ApiError::invalid(
+                "unknown_entrypoint",
+                format!("{at}entrypoint"),
+                format!("{at}entrypoint {e:?} is not one of the files"),
+            ))
+        }
+        None if files.iter().any(|f| f.name == language.file) => language.file.clone(),
+        None => files[0].name.clone(),
+    };
+    Ok((files, entrypoint))
+}
+
 /// The files at `at` (`files`, `checker.files`), decoded, with plain unique names.
-pub(crate) fn decode_files(files: Vec<FileRequest>, at: &str) -> Result<Vec<JobFile>, ApiError> {
+fn decode_files(files: Vec<FileRequest>, at: &str) -> Result<Vec<JobFile>, ApiError> {
     if files.is_empty() {
         return Err(ApiError::invalid(
             "missing_source",
