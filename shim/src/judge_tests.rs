@@ -290,6 +290,12 @@ mod tests {
         std::os::unix::fs::symlink(dir.join("judgemessage.txt"), dir.join("link")).unwrap();
         assert!(read_report(&dir, "link", me).is_empty());
         assert!(read_report(&dir, "../etc", me).is_empty());
+        // A hard link to someone's file (here, one outside the workspace) is not a report.
+        let outside = dir.with_extension("outside");
+        std::fs::write(&outside, "secret").unwrap();
+        std::fs::hard_link(&outside, dir.join("hard")).unwrap();
+        assert!(read_report(&dir, "hard", me).is_empty());
+        std::fs::remove_file(&outside).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
