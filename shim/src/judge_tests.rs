@@ -202,11 +202,14 @@ fn run_one(
             None => Ok(()),
         }
     })();
+    // A step that ended normally has just proven that nothing of the uid is left
+    // (`reaper::kill_remaining`); only after a failure is it looked for again.
+    let step_left_nothing = ran.is_ok();
     let internal = ran.err();
     if let Some(outcome) = outcome {
         out.test(index, outcome);
     }
-    let killed = reaper::kill_all_if_any(uid);
+    let killed = step_left_nothing || reaper::kill_all_if_any(uid);
     let flat = killed
         .then(|| cleanup::cleanup_flat(uid, &ws.path))
         .flatten();

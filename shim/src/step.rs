@@ -477,7 +477,7 @@ impl<'a> Watch<'a> {
 
         // The main process is gone: end what is left, then read the final figures (every
         // process of the step is dead, so the cgroup's CPU time is complete).
-        let killed = reaper::kill_all(self.uid, &mut self.reaper);
+        let killed = reaper::kill_remaining(self.uid, &mut self.reaper);
         self.all_killed &= killed;
         if self.drain(&mut outs) && self.killed_for.is_none() {
             self.killed_for = Some(Termination::OutputLimit);
