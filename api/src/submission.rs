@@ -34,6 +34,12 @@ pub struct SubmitRequest {
     pub interactive: bool,
     /// Judge mode's fields, when the job has `tests`.
     pub judge: Option<crate::judge_submission::JudgeRequest>,
+    /// Extra compile arguments, each on the language's allow-list (`compat.compiler_options`):
+    /// only the Judge0 surface sets them (its `compiler_options`).
+    pub compiler_options: Vec<String>,
+    /// The run's stderr into its stdout: only the Judge0 surface sets it
+    /// (`redirect_stderr_to_stdout`).
+    pub merge_stderr: bool,
 }
 
 #[derive(Debug)]
@@ -133,6 +139,8 @@ pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
         limits,
         interactive,
         judge,
+        compiler_options: Vec::new(),
+        merge_stderr: false,
     })
 }
 
@@ -271,6 +279,25 @@ pub fn admit(
             ));
         }
     }
+    for (i, option) in req.compiler_options.iter().enumerate() {
+        if !language.compat.compiler_options.contains(option) {
+            let allowed = &language.compat.compiler_options;
+            let message = if allowed.is_empty() {
+                format!("{} takes no compiler options", language.id)
+            } else {
+                format!(
+                    "compiler option {option:?} is not allowed for {}; allowed: {}",
+                    language.id,
+                    allowed.join(" ")
+                )
+            };
+            return Err(ApiError::invalid(
+                "invalid_compiler_option",
+                format!("compiler_options[{i}]"),
+                message,
+            ));
+        }
+    }
     let stdin = match req.stdin_encoding.as_str() {
         "utf8" => req.stdin.into_bytes(),
         "base64" => decode_base64(&req.stdin).map_err(|e| {
@@ -331,6 +358,8 @@ pub fn admit(
         created_at: now,
         interactive: req.interactive,
         judge,
+        compiler_options: req.compiler_options,
+        merge_stderr: req.merge_stderr,
     };
     Ok((job, language, staging))
 }

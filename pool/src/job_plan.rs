@@ -232,13 +232,15 @@ pub fn shim_job(job: &JobMessage, language: &Language, sandbox: &Sandbox, uid: u
         file_names: job.files.iter().map(|f| f.name.as_str()).collect(),
     };
     let mut steps = Vec::with_capacity(2);
-    if let Some(argv) = language.compile_argv(&program) {
+    if let Some(mut argv) = language.compile_argv(&program) {
+        argv.extend(job.compiler_options.iter().cloned());
         steps.push(ShimStep {
             name: StepName::Compile,
             argv,
             env: language.step_env(&program, language.compile_limits.memory_mb),
             stdin: Default::default(),
             limits: step_limits(&language.compile_limits, sandbox),
+            merge_stderr: false,
         });
     }
     // A runtime's heap ({heap_mb}) is sized once for the run template; in judge mode it follows
@@ -255,6 +257,7 @@ pub fn shim_job(job: &JobMessage, language: &Language, sandbox: &Sandbox, uid: u
         env: language.step_env(&program, run_memory_mb),
         stdin: job.stdin.clone(),
         limits: step_limits(&job.limits, sandbox),
+        merge_stderr: job.merge_stderr,
     });
     ShimJob {
         schema: SCHEMA_VERSION,
@@ -320,6 +323,8 @@ mod tests {
             created_at: chrono::Utc::now(),
             interactive: false,
             judge: None,
+            compiler_options: Vec::new(),
+            merge_stderr: false,
         }
     }
 

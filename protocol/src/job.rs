@@ -26,6 +26,15 @@ pub struct JobMessage {
     /// Judge mode: compile once, run every test, check and score. `None`: a plain job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<crate::judge::JudgeSpec>,
+    /// Arguments appended to the compile step's argv (the Judge0 surface's `compiler_options`,
+    /// each one on the language's allow-list, `compat.compiler_options`). Appended, so that a
+    /// `-O0` or `-std=` given here overrides the language's own (the last one wins in gcc).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compiler_options: Vec<String>,
+    /// The run step's stderr goes into its stdout (the Judge0 surface's
+    /// `redirect_stderr_to_stdout`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merge_stderr: bool,
 }
 
 impl JobMessage {

@@ -125,6 +125,10 @@ pub struct ShimStep {
     pub env: BTreeMap<String, String>,
     pub stdin: Base64Bytes,
     pub limits: StepLimits,
+    /// The program's stderr goes into its stdout pipe (the Judge0 surface's
+    /// `redirect_stderr_to_stdout`): one stream, in the order it was written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merge_stderr: bool,
 }
 
 /// Limits of one step. The shim gives every step a cgroup of its own: `memory_kb` is that

@@ -165,6 +165,28 @@ pub struct LanguageSpec {
     /// `agent` or `exec`, instead of `sandbox.exec_mode`.
     #[serde(default)]
     pub exec_mode: Option<ExecMode>,
+    /// The compatibility surfaces' names for it (docs/compatibility.md).
+    #[serde(default)]
+    pub compat: CompatNames,
+}
+
+/// How the Judge0 and Piston surfaces name a language.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatNames {
+    /// Judge0 CE language ids this language answers to, the closest Judge0 language first (the
+    /// one it is listed under first). Several, because Judge0's clients pick different ids for
+    /// the same language (its SDK sends 52 for C++, its docs use 54).
+    #[serde(default)]
+    pub judge0_ids: Vec<u32>,
+    /// Piston's aliases (its `language` may be the id or any of these).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Compiler options a Judge0 `compiler_options` may hold, each a whole argument (an
+    /// allow-list: anything else is refused). Passed as argv before the sources, never through a
+    /// shell.
+    #[serde(default)]
+    pub compiler_options: Vec<String>,
 }
 
 /// A language with its limits merged over the global table: what api and runner use.
@@ -191,6 +213,7 @@ pub struct Language {
     pub queue_max_length: u32,
     /// How its jobs reach its containers (its own or the sandbox's).
     pub exec_mode: ExecMode,
+    pub compat: CompatNames,
 }
 
 /// The tag every image is built and run under; bump when the image contract changes.
@@ -385,8 +408,58 @@ impl Topology {
             if let Some((field, _, _)) = over.iter().find(|(_, d, m)| d > m) {
                 return Err(format!("{id}: default {field} is above its max"));
             }
+            if !lang.compat.compiler_options.is_empty() && lang.compile.is_none() {
+                return Err(format!(
+                    "{id}: compat.compiler_options needs a compile step to pass them to"
+                ));
+            }
+            for option in &lang.compat.compiler_options {
+                if !option.starts_with('-') || option.contains(char::is_whitespace) {
+                    return Err(format!(
+                        "{id}: compiler option {option:?} must be one argument starting with '-'"
+                    ));
+                }
+            }
+        }
+        // A Judge0 id or a Piston alias names one language only.
+        let mut judge0 = std::collections::HashMap::new();
+        let mut aliases = std::collections::HashMap::new();
+        for (id, spec) in &self.languages {
+            for j in &spec.compat.judge0_ids {
+                if let Some(other) = judge0.insert(*j, id) {
+                    return Err(format!("Judge0 id {j} is claimed by both {other} and {id}"));
+                }
+            }
+            for a in spec.compat.aliases.iter().chain(std::iter::once(id)) {
+                if let Some(other) = aliases.insert(a.as_str(), id) {
+                    if other != id {
+                        return Err(format!("alias {a:?} is claimed by both {other} and {id}"));
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The language a Judge0 language id names.
+    pub fn language_by_judge0_id(&self, judge0_id: u32) -> Option<Language> {
+        let (id, _) = self
+            .languages
+            .iter()
+            .find(|(_, spec)| spec.compat.judge0_ids.contains(&judge0_id))?;
+        self.language(id)
+    }
+
+    /// The language a Piston `language` names: its id or one of its aliases.
+    pub fn language_by_alias(&self, name: &str) -> Option<Language> {
+        if let Some(lang) = self.language(name) {
+            return Some(lang);
+        }
+        let (id, _) = self
+            .languages
+            .iter()
+            .find(|(_, spec)| spec.compat.aliases.iter().any(|a| a == name))?;
+        self.language(id)
     }
 
     /// The merged view of one language, `None` if the id is unknown.
@@ -414,6 +487,7 @@ impl Topology {
                 .unwrap_or_else(|| self.sandbox.runtime.clone()),
             queue_max_length: spec.queue_max_length.unwrap_or(self.messaging.max_length),
             exec_mode: spec.exec_mode.unwrap_or(self.sandbox.exec_mode),
+            compat: spec.compat.clone(),
         })
     }
 

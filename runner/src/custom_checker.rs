@@ -92,6 +92,8 @@ pub async fn check_all(
         created_at: chrono::Utc::now(),
         interactive: false,
         judge: None,
+        compiler_options: Vec::new(),
+        merge_stderr: false,
     };
     let tests: Vec<ShimTest> = cases
         .into_iter()

@@ -225,6 +225,7 @@ mod tests {
             env: BTreeMap::new(),
             stdin: Default::default(),
             limits: limits(),
+            merge_stderr: false,
         };
         assert!(child_spec("/w", 20000, &step).is_err());
         step.argv = vec!["python3".into(), "a\0b".into()];

@@ -179,6 +179,7 @@ fn run_one(
             env: run.env.clone(),
             stdin: std::mem::take(&mut test.stdin),
             limits: test.limits,
+            merge_stderr: run.merge_stderr,
         };
         // Tests stream no live output: their outcome carries it.
         let report = step::run(

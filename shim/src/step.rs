@@ -158,6 +158,19 @@ pub fn run(
     };
     spec.cgroup_procs = cgroup.procs_fds();
     let started = Instant::now();
+    // Merged: the child's fd 2 is its stdout pipe too, and the stderr pipe, with no writer
+    // left, reads EOF at once.
+    let stderr_w = if step.merge_stderr {
+        match stdout_w.try_clone() {
+            Ok(fd) => fd,
+            Err(e) => {
+                let msg = format!("step {:?}: merging stderr: {e}", step.name);
+                return start_failed(step, format!("rce-shim: {msg}\n"), Some(msg), out);
+            }
+        }
+    } else {
+        stderr_w
+    };
     let stdio = ChildStdio {
         stdin: stdin_r,
         stdout: stdout_w,
@@ -687,6 +700,7 @@ mod tests {
                 file_size_bytes: 1,
                 open_files: 1,
             },
+            merge_stderr: false,
         };
         let mut o = empty_outcome(&step, Termination::Exited);
         o.exit_code = Some(0);

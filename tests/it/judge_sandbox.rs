@@ -48,6 +48,8 @@ fn job(language: &str, file: &str, source: &str) -> JobMessage {
         created_at: chrono::Utc::now(),
         interactive: false,
         judge: None,
+        compiler_options: Vec::new(),
+        merge_stderr: false,
     }
 }
 

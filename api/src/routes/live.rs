@@ -2,8 +2,8 @@
 //! (WebSocket: the same events, plus interactive input and cancel), and `GET /v1/jobs/ws`, which
 //! submits a job and attaches to it on one socket.
 
-use super::jobs::admit_and_publish;
 use super::AppState;
+use crate::admission::admit_and_publish;
 use crate::error::ApiError;
 use crate::event_feed::{self, StoredEvent};
 use crate::job_id::JobId;
