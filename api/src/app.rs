@@ -72,6 +72,7 @@ pub async fn run(
         files,
         max_file_bytes: config.max_file_bytes,
         wait_margin: config.wait_margin,
+        judge0: crate::judge0::store::Judge0Store::new(conn.clone(), config.job_ttl),
     };
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

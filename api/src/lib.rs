@@ -2,6 +2,7 @@
 //! languages and health; and hosts the recorder, which turns results and dead letters into the
 //! job records clients read.
 
+pub mod admission;
 pub mod app;
 pub mod completions;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod event_feed;
 pub mod job_id;
 pub mod job_store;
 pub mod job_view;
+pub mod judge0;
 pub mod judge_submission;
 pub mod metrics;
 pub mod recorder;

@@ -41,6 +41,8 @@ pub struct AppState {
     /// Cancelled when the api starts shutting down: live streams end so the server can drain.
     pub closing: CancellationToken,
     pub heartbeat: Duration,
+    /// What Judge0 clients sent with their submissions (the Judge0 surface).
+    pub judge0: crate::judge0::store::Judge0Store,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -57,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
+        .merge(crate::judge0::routes())
         .fallback(health::no_route)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), edge))
