@@ -30,6 +30,10 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
+# The compatibility tests' pinned Python clients (the Judge0 SDK), before any test needs them.
+RCE_COMPAT_PYTHON=$(bash scripts/compat-venv.sh)
+export RCE_COMPAT_PYTHON
+
 # The fault tests start these binaries as processes of their own.
 cargo build --quiet -p rce-api -p rce-runner
 status=0

@@ -14,6 +14,7 @@ pub mod job_view;
 pub mod judge0;
 pub mod judge_submission;
 pub mod metrics;
+pub mod piston;
 pub mod recorder;
 pub mod routes;
 pub mod strict_json;

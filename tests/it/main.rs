@@ -15,6 +15,7 @@ mod hostile;
 mod ids;
 mod input_handling;
 mod judge;
+mod judge0;
 mod judge_checkers;
 mod judge_sandbox;
 mod languages;

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
         .merge(crate::judge0::routes())
+        .merge(crate::piston::routes())
         .fallback(health::no_route)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), edge))
