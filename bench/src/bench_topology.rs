@@ -32,6 +32,8 @@ pub fn bench_topology(source: &str, measured: &[String], pool: usize) -> anyhow:
         };
         spec.insert("pool".into(), (pool as u64).into());
         let mut twin = spec.clone();
+        // Judge0 ids and Piston aliases name the original only.
+        twin.remove("compat");
         twin.insert("exec_mode".into(), "exec".into());
         twin.insert(
             "name".into(),

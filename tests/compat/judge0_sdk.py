@@ -48,8 +48,8 @@ check("run with test cases", got == [Status.ACCEPTED, Status.WRONG_ANSWER, Statu
 
 batch = [Submission(source_code=f"print({i} * {i})", language=LanguageAlias.PYTHON)
          for i in range(4)]
-judge0.create_submissions(client=client, submissions=batch)
-judge0.wait(client=client, submissions=batch)
+batch = judge0.async_run(client=client, submissions=batch)  # POST /submissions/batch
+batch = judge0.wait(client=client, submissions=batch)
 check("batch", [b.stdout for b in batch] == ["0\n", "1\n", "4\n", "9\n"]
       and all(b.status == Status.ACCEPTED for b in batch),
       stdouts=[b.stdout for b in batch])

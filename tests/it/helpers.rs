@@ -113,22 +113,30 @@ fn test_topology() -> String {
     let text = std::fs::read_to_string(repo_root().join("topology.yaml")).unwrap();
     let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let languages = doc["languages"].as_mapping_mut().unwrap();
-    for (solo, of) in SOLO {
+    // A copy answers to no Judge0 id or Piston alias: those name the original only.
+    let copy = |languages: &serde_yaml::Mapping, of: &str| {
         let mut spec = languages[of].clone();
+        if let Some(m) = spec.as_mapping_mut() {
+            m.remove("compat");
+        }
+        spec
+    };
+    for (solo, of) in SOLO {
+        let mut spec = copy(languages, of);
         spec["pool"] = 1.into();
         languages.insert(solo.into(), spec);
     }
     for of in EXEC_COPIES {
-        let mut spec = languages[of].clone();
+        let mut spec = copy(languages, of);
         spec["exec_mode"] = "exec".into();
         languages.insert(format!("{of}_exec").into(), spec);
     }
     for (id, of, pool) in crate::pools::LANGUAGES {
-        let mut spec = languages[of].clone();
+        let mut spec = copy(languages, of);
         spec["pool"] = pool.into();
         languages.insert(id.into(), spec);
     }
-    let mut unserved = languages["python"].clone();
+    let mut unserved = copy(languages, "python");
     unserved["queue_max_length"] = UNSERVED_QUEUE_LENGTH.into();
     languages.insert(UNSERVED.into(), unserved);
     let path = std::env::temp_dir().join(format!("rce-it-topology-{}.yaml", std::process::id()));

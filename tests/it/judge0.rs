@@ -196,7 +196,7 @@ async fn the_documented_example_and_judge0_response_types() {
         );
     }
     let (_, all) = get(&app, &format!("/submissions/{token}?fields=*")).await;
-    assert_eq!(all.as_object().unwrap().len(), 37, "{all}");
+    assert_eq!(all.as_object().unwrap().len(), 35, "{all}");
     assert_eq!(all["cpu_time_limit"], "3.0");
     assert_eq!(all["enable_network"], false);
     assert_eq!(all["language"]["id"], 71);

@@ -25,8 +25,9 @@ pub const DEFAULT_FIELDS: [&str; 8] = [
     "status",
 ];
 
-/// Every field `fields=*` gives, in Judge0's column order.
-pub const ALL_FIELDS: [&str; 37] = [
+/// Every field `fields=*` gives, in Judge0 1.13's column order (no `queued_at` or `started_at`:
+/// later Judge0 versions added them, and the official SDK's model refuses fields it does not know).
+pub const ALL_FIELDS: [&str; 35] = [
     "source_code",
     "language_id",
     "stdin",
@@ -62,8 +63,6 @@ pub const ALL_FIELDS: [&str; 37] = [
     "enable_network",
     "status",
     "language",
-    "queued_at",
-    "started_at",
 ];
 
 /// Text fields: base64 under `base64_encoded=true`, and checked to be UTF-8 otherwise.
@@ -365,8 +364,6 @@ pub fn submission(
                 }
                 "language" => json!({"id": echo.language_id, "name": language_name}),
                 "created_at" => timestamp(&view.created_at),
-                "queued_at" => timestamp(&view.created_at),
-                "started_at" => view.started_at.as_deref().map_or(Value::Null, timestamp),
                 "finished_at" => view.finished_at.as_deref().map_or(Value::Null, timestamp),
                 "time" => out.time.map_or(Value::Null, |t| json!(decimal(t))),
                 "wall_time" => out.wall_time.map_or(Value::Null, |t| json!(decimal(t))),
