@@ -48,7 +48,7 @@ fn decode(content: &str, encoding: &str) -> Result<Vec<u8>, String> {
             .map_err(|e| format!("not valid base64: {e}")),
         "hex" => {
             let hex = content.trim();
-            if hex.len() % 2 != 0 {
+            if !hex.len().is_multiple_of(2) {
                 return Err("not valid hex: odd length".into());
             }
             (0..hex.len())
