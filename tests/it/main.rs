@@ -22,6 +22,7 @@ mod languages;
 mod leaks;
 mod live;
 mod metering;
+mod piston;
 mod pools;
 mod request_shapes;
 mod runtime_heaps;
