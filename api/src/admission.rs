@@ -85,6 +85,8 @@ pub async fn admit_and_publish(
     request: submission::SubmitRequest,
     id: String,
 ) -> Result<(JobMessage, Language), ApiError> {
+    let mut request = request;
+    let callback = request.callback.take();
     let admitted = submission::admit(request, &state.topology, id.clone(), chrono::Utc::now());
     let (job, language, staging) = match admitted {
         Ok(ok) => ok,
@@ -94,11 +96,17 @@ pub async fn admit_and_publish(
             return Err(e);
         }
     };
+    if let Some(callback) = &callback {
+        if let Err((code, message)) = crate::webhooks::check(&state.webhooks, callback).await {
+            state.metrics.count_submission(&job.language, code);
+            return Err(ApiError::invalid(code, "callback_url", message));
+        }
+    }
     if let Err(e) = stage_test_data(state, staging).await {
         state.metrics.count_submission(&job.language, e.code);
         return Err(e);
     }
-    if let Err(e) = state.store.create(&job).await {
+    if let Err(e) = state.store.create(&job, callback.as_ref()).await {
         let refused = ApiError::from(e);
         state.metrics.count_submission(&job.language, refused.code);
         return Err(refused);

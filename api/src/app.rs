@@ -73,7 +73,19 @@ pub async fn run(
         max_file_bytes: config.max_file_bytes,
         wait_margin: config.wait_margin,
         judge0: crate::judge0::store::Judge0Store::new(conn.clone(), config.job_ttl),
+        webhooks: Arc::new(config.webhooks.clone()),
     };
+    let webhooks = tokio::spawn(
+        crate::webhooks::Sender {
+            conn: conn.clone(),
+            config: state.webhooks.clone(),
+            store: state.store.clone(),
+            judge0: state.judge0.clone(),
+            topology: state.topology.clone(),
+            metrics: state.metrics.clone(),
+        }
+        .run(stop.clone()),
+    );
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;
@@ -86,7 +98,7 @@ pub async fn run(
     });
     let served = server.await.context("http server");
     stop.cancel();
-    for task in [follower, recorder, sweeper] {
+    for task in [follower, recorder, sweeper, webhooks] {
         task.await.ok();
     }
     broker.close().await;

@@ -15,6 +15,12 @@
 //! | `RCE_SSE_HEARTBEAT_SECS` | `15` | idle SSE streams get a comment line this often, so proxies keep them open |
 //! | `RCE_STUCK_MARGIN_SECS` | `60` | a running job with no result this long past its limits is ended `internal_error` (its runner is lost) |
 //! | `RCE_WORKER_THREADS` | `1` | async worker threads (see `rce_service::runtime`); scale out with instances |
+//! | `RCE_WEBHOOK_SECRET` | none | signs webhooks (`X-RCE-Signature`); without it `callback_url` is refused |
+//! | `RCE_WEBHOOK_ALLOW_NETS` | none | comma-separated networks (CIDR) webhooks may reach although not public, e.g. `10.0.0.0/8` |
+//! | `RCE_WEBHOOK_TIMEOUT_MS` | `5000` | one webhook attempt's whole time |
+//! | `RCE_WEBHOOK_BACKOFF_MS` | `1000` | the first retry's delay; later ones double (jittered), up to 5 minutes |
+//! | `RCE_WEBHOOK_RETRY_SECS` | `3600` | how long after the job ended a failing webhook is retried |
+//! | `RCE_WEBHOOK_CONCURRENCY` | `16` | webhook deliveries under way at once, per api |
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -40,6 +46,7 @@ pub struct ApiConfig {
     /// Past a running job's limits, how long before the stuck-job sweeper ends it: long enough
     /// for a runner to ride out a short broker outage with the result in hand.
     pub stuck_margin: Duration,
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 use rce_service::env::var_or as var;
@@ -67,6 +74,21 @@ impl ApiConfig {
             wait_margin: Duration::from_millis(number("RCE_WAIT_MARGIN_MS", 15_000)?),
             heartbeat: Duration::from_secs(number("RCE_SSE_HEARTBEAT_SECS", 15)?.max(1)),
             stuck_margin: Duration::from_secs(number("RCE_STUCK_MARGIN_SECS", 60)?),
+            webhooks: crate::webhooks::WebhookConfig {
+                secret: std::env::var("RCE_WEBHOOK_SECRET")
+                    .ok()
+                    .filter(|s| !s.is_empty()),
+                allow_nets: crate::webhooks::destination::parse_nets(&var(
+                    "RCE_WEBHOOK_ALLOW_NETS",
+                    "",
+                ))
+                .map_err(anyhow::Error::msg)
+                .context("RCE_WEBHOOK_ALLOW_NETS")?,
+                timeout: Duration::from_millis(number("RCE_WEBHOOK_TIMEOUT_MS", 5000)?.max(1)),
+                backoff: Duration::from_millis(number("RCE_WEBHOOK_BACKOFF_MS", 1000)?.max(1)),
+                retry_for: Duration::from_secs(number("RCE_WEBHOOK_RETRY_SECS", 3600)?),
+                concurrency: number("RCE_WEBHOOK_CONCURRENCY", 16)?.max(1) as usize,
+            },
         })
     }
 }

@@ -66,7 +66,11 @@ impl JobStore {
 
     /// Writes the queued record, before the job is published, so a result can never arrive for a
     /// job the store does not know.
-    pub async fn create(&self, job: &JobMessage) -> redis::RedisResult<()> {
+    pub async fn create(
+        &self,
+        job: &JobMessage,
+        callback: Option<&crate::webhooks::Callback>,
+    ) -> redis::RedisResult<()> {
         let key = redis_keys::job(&job.id);
         let events = redis_keys::events(&job.id);
         let created = job
@@ -80,6 +84,10 @@ impl JobStore {
         ];
         if job.interactive {
             record.push((field::INTERACTIVE, job_record::FLAG_SET));
+        }
+        let callback = callback.map(|c| serde_json::to_string(c).expect("a callback serializes"));
+        if let Some(callback) = &callback {
+            record.push((field::CALLBACK, callback.as_str()));
         }
         redis::pipe()
             .atomic()
@@ -132,6 +140,7 @@ impl JobStore {
             .key(redis_keys::DONE_CHANNEL)
             .key(redis_keys::events(&result.id))
             .key(redis_keys::DEADLINES)
+            .key(redis_keys::WEBHOOKS_DUE)
             .arg(json)
             .arg(result.status.as_str())
             .arg(self.ttl.as_secs())
@@ -184,6 +193,7 @@ impl JobStore {
             .key(redis_keys::DONE_CHANNEL)
             .key(redis_keys::events(id))
             .key(redis_keys::CONTROL_CHANNEL)
+            .key(redis_keys::WEBHOOKS_DUE)
             .arg(serde_json::to_string(&result).expect("a result always serializes"))
             .arg(serde_json::to_string(&cancelled_view).expect("a job always serializes"))
             .arg(id)

@@ -20,3 +20,4 @@ pub mod routes;
 pub mod strict_json;
 pub mod stuck_jobs;
 pub mod submission;
+pub mod webhooks;

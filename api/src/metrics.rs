@@ -32,6 +32,9 @@ pub struct ApiMetrics {
     pub submit_seconds: HistogramVec,
     /// Clients following a job live, by transport (`sse`, `ws`).
     pub live_clients: IntGaugeVec,
+    /// Webhook attempts by outcome: `delivered`, `retry` (a failed attempt that will be tried
+    /// again), `given_up` (its retry window ran out), `dropped` (its job expired first).
+    pub webhooks: IntCounterVec,
 }
 
 impl ApiMetrics {
@@ -67,8 +70,17 @@ impl ApiMetrics {
             &["transport"],
         )
         .expect("valid metric");
+        let webhooks = IntCounterVec::new(
+            Opts::new("rce_api_webhooks_total", "Webhook attempts by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for outcome in ["delivered", "retry", "given_up", "dropped"] {
+            webhooks.with_label_values(&[outcome]);
+        }
         for metric in [
-            Box::new(live_clients.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(webhooks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(live_clients.clone()),
             Box::new(submissions.clone()),
             Box::new(requests.clone()),
             Box::new(submit_seconds.clone()),
@@ -81,6 +93,7 @@ impl ApiMetrics {
             requests,
             submit_seconds,
             live_clients,
+            webhooks,
         }
     }
 

@@ -40,6 +40,8 @@ pub struct SubmitRequest {
     /// The run's stderr into its stdout: only the Judge0 surface sets it
     /// (`redirect_stderr_to_stdout`).
     pub merge_stderr: bool,
+    /// Where the job is sent when it ends (`callback_url`), checked at admission.
+    pub callback: Option<crate::webhooks::Callback>,
 }
 
 #[derive(Debug)]
@@ -49,7 +51,7 @@ pub struct FileRequest {
     pub encoding: String,
 }
 
-const SUBMIT_FIELDS: [&str; 13] = [
+const SUBMIT_FIELDS: [&str; 14] = [
     "language",
     "source",
     "files",
@@ -63,6 +65,7 @@ const SUBMIT_FIELDS: [&str; 13] = [
     "checker",
     "stop_on_failure",
     "return_output",
+    "callback_url",
 ];
 const FILE_FIELDS: [&str; 3] = ["name", "content", "encoding"];
 const LIMIT_FIELDS: [&str; 5] = [
@@ -126,6 +129,10 @@ pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
         .map(|v| strict_json::boolean(v, "interactive"))
         .transpose()?
         .unwrap_or(false);
+    let callback_url = job
+        .non_null("callback_url", "an http or https URL, as a string")?
+        .map(|v| strict_json::string(v, "callback_url", "an http or https URL, as a string"))
+        .transpose()?;
     let judge = crate::judge_submission::parse(&mut job)?;
     job.finish(&SUBMIT_FIELDS)?;
     Ok(SubmitRequest {
@@ -141,6 +148,10 @@ pub fn parse(body: &[u8]) -> Result<SubmitRequest, ApiError> {
         judge,
         compiler_options: Vec::new(),
         merge_stderr: false,
+        callback: callback_url.map(|url| crate::webhooks::Callback {
+            url,
+            kind: crate::webhooks::CallbackKind::V1,
+        }),
     })
 }
 

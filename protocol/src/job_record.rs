@@ -72,9 +72,12 @@ pub mod field {
     pub const CANCEL_REQUESTED: &str = "cancel_requested";
     /// The first `ResultMessage` recorded for the job, as JSON; set means terminal.
     pub const RESULT: &str = "result";
+    /// Where the job is sent when it ends (the api's webhook `Callback`, JSON); absent without
+    /// one. Its presence makes the terminal scripts put the job on the webhook queue.
+    pub const CALLBACK: &str = "callback";
 
     /// Every field.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         ID,
         LANGUAGE,
         CREATED_AT,
@@ -86,6 +89,7 @@ pub mod field {
         INTERACTIVE,
         CANCEL_REQUESTED,
         RESULT,
+        CALLBACK,
     ];
 
     /// The fields that are flags: present ([`super::FLAG_SET`]) or absent.
@@ -143,8 +147,10 @@ pub mod cancel_outcome {
 /// result `ARGV[1]` in record `KEYS[1]` only if none is stored yet, with status `ARGV[2]`, identity
 /// `ARGV[4]` (id), `ARGV[5]` (language), `ARGV[6]` (created_at) and TTL `ARGV[3]` s; appends the
 /// `done` event (`ARGV[7]`, the job JSON) to the event stream `KEYS[3]` (trimmed to ~`ARGV[8]`),
-/// then announces the job on the done channel `KEYS[2]`. Either way the job leaves the stuck-job
-/// sweeper's set `KEYS[4]`. Answers 1 when this result was kept, 0 when one was already there.
+/// then announces the job on the done channel `KEYS[2]`; a job with a `callback` joins the
+/// webhook queue `KEYS[5]` (due at once), in the same step, so no terminal job with a callback
+/// is ever left unsent. Either way the job leaves the stuck-job sweeper's set `KEYS[4]`. Answers
+/// 1 when this result was kept, 0 when one was already there.
 pub const RECORD_RESULT_LUA: &str = r#"
 redis.call('ZREM', KEYS[4], ARGV[4])
 if redis.call('HSETNX', KEYS[1], 'result', ARGV[1]) == 1 then
@@ -152,6 +158,9 @@ if redis.call('HSETNX', KEYS[1], 'result', ARGV[1]) == 1 then
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'done', 'data', ARGV[7])
   redis.call('EXPIRE', KEYS[3], ARGV[3])
+  if redis.call('HEXISTS', KEYS[1], 'callback') == 1 then
+    redis.call('ZADD', KEYS[5], 'NX', 0, ARGV[4])
+  end
   redis.call('PUBLISH', KEYS[2], ARGV[4])
   return 1
 end
@@ -162,8 +171,8 @@ return 0
 /// `ARGV[2]` its `done` event, recorded as [`RECORD_RESULT_LUA`] would, on stream `KEYS[3]` trimmed
 /// to ~`ARGV[4]`, announced as `ARGV[3]` on the done channel `KEYS[2]`); a running one is flagged
 /// `cancel_requested` and the cancel (`ARGV[5]`) is announced on the control channel `KEYS[4]`, in
-/// the same step, so no caller can flag a job and forget to tell its runner. Answers a
-/// [`cancel_outcome`].
+/// the same step, so no caller can flag a job and forget to tell its runner. A queued job with a
+/// `callback` joins the webhook queue `KEYS[5]` as it ends. Answers a [`cancel_outcome`].
 pub const CANCEL_LUA: &str = r#"
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
@@ -173,6 +182,9 @@ if status == 'queued' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'done', 'data', ARGV[2])
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
+  if redis.call('HEXISTS', KEYS[1], 'callback') == 1 then
+    redis.call('ZADD', KEYS[5], 'NX', 0, ARGV[3])
+  end
   redis.call('PUBLISH', KEYS[2], ARGV[3])
   return 'cancelled'
 end
@@ -649,6 +661,7 @@ mod tests {
                 "interactive",
                 "cancel_requested",
                 "result",
+                "callback",
             ]
         );
         let mut sorted = field::ALL.to_vec();

@@ -29,3 +29,11 @@ pub const CONTROL_CHANNEL: &str = "rce:control";
 /// cleared when the result is recorded. The api's stuck-job sweeper ends a job still in it past
 /// its score plus a margin, so a job whose runner froze or vanished for good never hangs.
 pub const DEADLINES: &str = "rce:deadlines";
+
+/// The webhook queue: ids of ended jobs with a callback to send, scored by when their next
+/// attempt is due (Unix ms; 0 = at once). A delivery under way holds its job with a lease (the
+/// score pushed ahead); the job leaves the set once delivered or given up.
+pub const WEBHOOKS_DUE: &str = "rce:webhooks:due";
+
+/// Attempts made per webhook (a hash of job id to count).
+pub const WEBHOOK_ATTEMPTS: &str = "rce:webhooks:attempts";

@@ -159,8 +159,20 @@ pub fn api_config(port: u16, topology: &str) -> rce_api::config::ApiConfig {
         wait_margin: Duration::from_secs(60),
         heartbeat: Duration::from_secs(1),
         stuck_margin: Duration::from_secs(60),
+        webhooks: rce_api::webhooks::WebhookConfig {
+            secret: Some(WEBHOOK_SECRET.into()),
+            // The tests' receivers listen on 127.0.0.1, and nothing else may be reached.
+            allow_nets: rce_api::webhooks::destination::parse_nets("127.0.0.1/32").unwrap(),
+            timeout: Duration::from_secs(2),
+            backoff: Duration::from_millis(100),
+            retry_for: Duration::from_secs(20),
+            concurrency: 8,
+        },
     }
 }
+
+/// The test api's webhook signing secret.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 
 /// A second api, on its own port, that stops when `stop` resolves: for shutdown tests. The
 /// shared stack must be up (it owns the vhost). Returns its base URL and its run task.

@@ -119,9 +119,16 @@ pub async fn version() -> Response {
 
 /// `GET /config_info`: every key Judge0 1.13.1 answers, with the values this service applies.
 pub async fn config_info(State(state): State<AppState>) -> Json<Value> {
-    Json(config(&state.topology))
+    let mut info = config(&state.topology);
+    let hooks = &state.webhooks;
+    info["enable_callbacks"] = json!(hooks.secret.is_some());
+    info["callbacks_max_tries"] = json!(hooks.max_attempts());
+    info["callbacks_timeout"] = json!(hooks.timeout.as_secs_f64());
+    Json(info)
 }
 
+/// The keys that follow from the topology alone (the callback keys are set from the webhook
+/// settings by [`config_info`]).
 pub fn config(topology: &Topology) -> Value {
     let (d, m) = (topology.limits.default, topology.limits.max);
     let seconds = |ms: u64| ms as f64 / 1000.0;

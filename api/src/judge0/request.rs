@@ -382,10 +382,7 @@ pub fn convert(body: &Value, base64: bool, topology: &Topology) -> Result<Conver
             .add("enable_network", "enabling network is not allowed");
     }
     let redirect = r.boolean("redirect_stderr_to_stdout").unwrap_or(false);
-    if r.string("callback_url").is_some() {
-        r.errors
-            .add("callback_url", "setting callback is not allowed");
-    }
+    let callback_url = r.string("callback_url");
     if r.string("additional_files").is_some() {
         r.errors.add(
             "additional_files",
@@ -496,6 +493,10 @@ pub fn convert(body: &Value, base64: bool, topology: &Topology) -> Result<Conver
         judge,
         compiler_options: options,
         merge_stderr: redirect,
+        callback: callback_url.clone().map(|url| crate::webhooks::Callback {
+            url,
+            kind: crate::webhooks::CallbackKind::Judge0,
+        }),
     };
     let echo = Echo {
         language_id,
@@ -514,7 +515,7 @@ pub fn convert(body: &Value, base64: bool, topology: &Topology) -> Result<Conver
         compiler_options,
         command_line_arguments: arguments,
         redirect_stderr_to_stdout: redirect,
-        callback_url: None,
+        callback_url,
         additional_files: None,
     };
     Ok(Converted {

@@ -157,6 +157,7 @@ pub fn convert(body: &Value, topology: &Topology, interactive: bool) -> Result<C
         judge: None,
         compiler_options: Vec::new(),
         merge_stderr: false,
+        callback: None,
     };
     Ok(Converted { request, language })
 }

@@ -43,6 +43,7 @@ pub struct AppState {
     pub heartbeat: Duration,
     /// What Judge0 clients sent with their submissions (the Judge0 surface).
     pub judge0: crate::judge0::store::Judge0Store,
+    pub webhooks: Arc<crate::webhooks::WebhookConfig>,
 }
 
 pub fn router(state: AppState) -> Router {
