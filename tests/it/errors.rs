@@ -109,6 +109,7 @@ async fn languages_lists_the_topology() {
             "javascript_solo_exec",
             "python",
             "python_exec",
+            "python_idle",
             "python_killed",
             "python_solo",
             "python_solo_exec",
@@ -117,7 +118,7 @@ async fn languages_lists_the_topology() {
             "python_unserved",
             "rust"
         ],
-        "the repository's languages and the tests' solo, exec-mode, unserved and pool-test copies"
+        "the repository's languages and the tests' solo, exec-mode, unserved, idle and pool-test copies"
     );
     let c = list
         .as_array()

@@ -106,6 +106,9 @@ pub(crate) use both_modes;
 /// [`UNSERVED_QUEUE_LENGTH`]: what a full queue does to submissions, without racing a consumer.
 pub const UNSERVED: &str = "python_unserved";
 pub const UNSERVED_QUEUE_LENGTH: u32 = 3;
+/// Another language no runner serves, with the default queue length: jobs that stay queued
+/// until cancelled (the webhook tests'), apart from the backpressure test's full queue.
+pub const IDLE: &str = "python_idle";
 
 /// The repository's topology.yaml plus the [`SOLO`], [`EXEC_COPIES`] and [`UNSERVED`] languages
 /// and the pool tests' own ([`crate::pools::LANGUAGES`]), written to a file of this run.
@@ -139,6 +142,8 @@ fn test_topology() -> String {
     let mut unserved = copy(languages, "python");
     unserved["queue_max_length"] = UNSERVED_QUEUE_LENGTH.into();
     languages.insert(UNSERVED.into(), unserved);
+    let idle = copy(languages, "python");
+    languages.insert(IDLE.into(), idle);
     let path = std::env::temp_dir().join(format!("rce-it-topology-{}.yaml", std::process::id()));
     std::fs::write(&path, serde_yaml::to_string(&doc).unwrap()).unwrap();
     path.display().to_string()
@@ -188,12 +193,12 @@ pub fn second_api(
 
 static TOPOLOGY: OnceLock<String> = OnceLock::new();
 
-/// Every language of the test topology but [`UNSERVED`].
+/// Every language of the test topology but [`UNSERVED`] and [`IDLE`].
 fn served_languages(topology: &str) -> Vec<String> {
     let t = rce_protocol::topology::Topology::load(std::path::Path::new(topology)).unwrap();
     t.languages
         .keys()
-        .filter(|id| *id != UNSERVED)
+        .filter(|id| *id != UNSERVED && *id != IDLE)
         .cloned()
         .collect()
 }

@@ -270,9 +270,9 @@ async fn judge0_errors_in_judge0_shapes() {
             "is not a number",
         ),
         (
-            json!({"language_id": 71, "source_code": "x", "callback_url": "http://127.0.0.1:1/"}),
+            json!({"language_id": 71, "source_code": "x", "callback_url": "ftp://127.0.0.1/"}),
             "callback_url",
-            "setting callback is not allowed",
+            "callback_url must be http or https, not \"ftp\"",
         ),
     ];
     for (body, field, message) in cases {

@@ -28,4 +28,5 @@ mod request_shapes;
 mod runtime_heaps;
 mod socket_families;
 mod verdicts;
+mod webhooks;
 mod wide_trees;

@@ -99,6 +99,7 @@ fn judge0_field(v1: &str) -> &'static str {
         "source" | "files" | "entrypoint" => "source_code",
         "stdin" | "stdin_encoding" => "stdin",
         "args" => "command_line_arguments",
+        "callback_url" => "callback_url",
         f if f.starts_with("args[") => "command_line_arguments",
         f if f.starts_with("compiler_options") => "compiler_options",
         "limits.cpu_time_ms" => "cpu_time_limit",

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rce_protocol::result::JobStatus;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Instant;
 
 /// `wait` from the query string's pairs. Given twice it is refused: which one a client meant
@@ -131,4 +131,109 @@ pub async fn get_job(State(state): State<AppState>, id: JobId) -> Result<Respons
         Some(v) => Ok(Json(v).into_response()),
         None => Err(ApiError::not_found("job")),
     }
+}
+
+/// Most jobs in one batch, submitted or read.
+pub const MAX_BATCH: usize = 100;
+
+/// `POST /v1/jobs/batch`: `{"jobs": [<job>, ...]}`, 1 to [`MAX_BATCH`]; each admitted on its own
+/// (one invalid job does not reject the others). `202 {"jobs": [...]}` in request order, each
+/// `{"id", "status", "links"}` or `{"error": {...}}` with the field paths under `jobs[i].`.
+pub async fn submit_batch(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let bytes = super::read_body(body, state.max_body_bytes, "the request body").await?;
+    let malformed = |message: String| {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", message).field("jobs")
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Batch {
+        jobs: Vec<Box<serde_json::value::RawValue>>,
+    }
+    let batch: Batch = serde_json::from_slice(&bytes).map_err(|e| {
+        malformed(format!(
+            "the body must be {{\"jobs\": [<job>, ...]}} and nothing else: {e}"
+        ))
+    })?;
+    if batch.jobs.is_empty() || batch.jobs.len() > MAX_BATCH {
+        return Err(ApiError::invalid(
+            "invalid_batch",
+            "jobs",
+            format!(
+                "a batch holds 1 to {MAX_BATCH} jobs, not {}",
+                batch.jobs.len()
+            ),
+        ));
+    }
+    let mut answers = Vec::with_capacity(batch.jobs.len());
+    for (i, raw) in batch.jobs.iter().enumerate() {
+        let at = |mut e: ApiError| {
+            e.field = Some(match e.field.take() {
+                Some(f) => format!("jobs[{i}].{f}"),
+                None => format!("jobs[{i}]"),
+            });
+            e
+        };
+        let admitted = match submission::parse(raw.get().as_bytes()) {
+            Ok(request) => admission::submit(&state, request, false).await,
+            Err(e) => {
+                state.metrics.count_submission(INVALID, e.code);
+                Err(e)
+            }
+        };
+        answers.push(match admitted {
+            Ok(a) => json!({
+                "id": a.id,
+                "status": JobStatus::Queued,
+                "links": {"self": format!("/v1/jobs/{}", a.id), "events": format!("/v1/jobs/{}/events", a.id)},
+            }),
+            Err(e) => {
+                let e = at(e);
+                json!({"error": {"code": e.code, "message": e.message, "field": e.field}})
+            }
+        });
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"jobs": answers}))).into_response())
+}
+
+/// `GET /v1/jobs?ids=a,b,c`: up to [`MAX_BATCH`] jobs at once, in the order asked, `null` for an
+/// id that is not (or no longer) known.
+pub async fn get_jobs(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(pairs) = query?;
+    let ids: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.is_empty() || ids.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            format!(
+                "give 1 to {MAX_BATCH} job ids as ?ids=a,b,c (got {})",
+                ids.len()
+            ),
+        )
+        .field("ids"));
+    }
+    let mut jobs = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(id) = JobId::parse(id) else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                format!("{id:?} is not a job id"),
+            )
+            .field("ids"));
+        };
+        jobs.push(match state.store.get(id.as_str()).await? {
+            Some(v) => serde_json::to_value(v).expect("a job serializes"),
+            None => Value::Null,
+        });
+    }
+    Ok(Json(json!({"jobs": jobs})).into_response())
 }

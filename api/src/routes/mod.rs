@@ -48,7 +48,8 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/jobs", post(jobs::submit))
+        .route("/v1/jobs", post(jobs::submit).get(jobs::get_jobs))
+        .route("/v1/jobs/batch", post(jobs::submit_batch))
         .route("/v1/jobs/ws", get(live::submit_and_attach))
         .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
         .route("/v1/jobs/{id}/events", get(live::events))
