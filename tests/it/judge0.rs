@@ -594,3 +594,73 @@ async fn hostile_arguments_options_and_limits() {
         "{body}"
     );
 }
+
+fn zip_of(entries: &[(&str, &[u8])]) -> String {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in entries {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(data).unwrap();
+    }
+    b64(&w.finish().unwrap().into_inner())
+}
+
+#[tokio::test]
+async fn additional_files_join_the_program_and_hostile_archives_are_refused() {
+    let app = app();
+    let files = zip_of(&[
+        ("answer.h", b"#define ANSWER 42\n"),
+        ("data.txt", b"from the zip\n"),
+    ]);
+    let (status, body) = post(
+        &app,
+        "/submissions?wait=true&fields=stdout,status_id,compile_output",
+        json!({"language_id": 50, "additional_files": files,
+               "source_code": "#include <stdio.h>\n#include \"answer.h\"\nint main(){char l[64];FILE*f=fopen(\"data.txt\",\"r\");fgets(l,64,f);printf(\"%d %s\",ANSWER,l);}"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["stdout"], "42 from the zip\n", "{body}");
+    let module = zip_of(&[("helper.py", b"def twice(x):\n    return 2 * x\n")]);
+    let (_, body) = post(
+        &app,
+        "/submissions?wait=true&fields=stdout,additional_files",
+        json!({"language_id": 71, "additional_files": module,
+               "source_code": "import helper\nprint(helper.twice(21))"}),
+    )
+    .await;
+    assert_eq!(body["stdout"], "42\n", "{body}");
+    assert_eq!(body["additional_files"], module);
+    for (entries, why) in [
+        (vec![("../escape.txt", &b"x"[..])], "path separator"),
+        (vec![("main.py", &b"print('shadow')"[..])], "program's own"),
+        (vec![(".tmp", &b"x"[..])], "reserved"),
+    ] {
+        let (status, body) = post(
+            &app,
+            "/submissions",
+            json!({"language_id": 71, "source_code": "print(1)", "additional_files": zip_of(&entries)}),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}");
+        let message = body["additional_files"][0].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{why}: {body}");
+    }
+    // A zip bomb: 64 MiB of zeros in a few KB.
+    let bomb = zip_of(&[("zeros", &vec![0u8; 64 << 20][..])]);
+    let (status, body) = post(
+        &app,
+        "/submissions",
+        json!({"language_id": 71, "source_code": "print(1)", "additional_files": bomb}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = post(
+        &app,
+        "/submissions",
+        json!({"language_id": 71, "source_code": "print(1)", "additional_files": "bm90IGEgemlw"}),
+    )
+    .await;
+    assert_eq!(status, 422);
+}

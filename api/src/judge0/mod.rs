@@ -11,6 +11,7 @@
 //! Judge0's shapes: `{"field": ["message"]}` for 422, `{"error": "..."}` otherwise.
 //! docs/compatibility.md lists every endpoint and field: supported, different, or refused.
 
+pub mod archive;
 pub mod info;
 pub mod render;
 pub mod request;

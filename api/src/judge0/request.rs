@@ -383,11 +383,17 @@ pub fn convert(body: &Value, base64: bool, topology: &Topology) -> Result<Conver
     }
     let redirect = r.boolean("redirect_stderr_to_stdout").unwrap_or(false);
     let callback_url = r.string("callback_url");
-    if r.string("additional_files").is_some() {
-        r.errors.add(
-            "additional_files",
-            "setting additional files is not allowed",
-        );
+    // Always base64, whatever `base64_encoded` says (as in Judge0).
+    let additional_files = r.string("additional_files");
+    let mut extra_files = Vec::new();
+    if let (Some(text), Some((_, lang))) = (&additional_files, &language) {
+        match decode_lenient(text) {
+            None => r.errors.add("additional_files", "is not valid base64"),
+            Some(zip) => match super::archive::extract(&zip, &lang.file) {
+                Ok(files) => extra_files = files,
+                Err(why) => r.errors.add("additional_files", why),
+            },
+        }
     }
 
     let compiler_options = r.string("compiler_options");
@@ -475,12 +481,17 @@ pub fn convert(body: &Value, base64: bool, topology: &Topology) -> Result<Conver
     let request = SubmitRequest {
         language: language.id.clone(),
         source: None,
-        files: Some(vec![crate::submission::FileRequest {
-            name: language.file.clone(),
-            content: encode(&source),
-            encoding: "base64".into(),
-        }]),
-        entrypoint: None,
+        files: Some(
+            std::iter::once((language.file.clone(), source.clone()))
+                .chain(extra_files)
+                .map(|(name, bytes)| crate::submission::FileRequest {
+                    name,
+                    content: encode(&bytes),
+                    encoding: "base64".into(),
+                })
+                .collect(),
+        ),
+        entrypoint: Some(language.file.clone()),
         stdin: if judged {
             String::new()
         } else {
@@ -516,7 +527,7 @@ pub fn convert(body: &Value, base64: bool, topology: &Topology) -> Result<Conver
         command_line_arguments: arguments,
         redirect_stderr_to_stdout: redirect,
         callback_url,
-        additional_files: None,
+        additional_files,
     };
     Ok(Converted {
         request,
