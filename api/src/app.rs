@@ -74,6 +74,7 @@ pub async fn run(
         wait_margin: config.wait_margin,
         judge0: crate::judge0::store::Judge0Store::new(conn.clone(), config.job_ttl),
         webhooks: Arc::new(config.webhooks.clone()),
+        judge0_authz: Arc::new(config.judge0_authz_tokens.clone()),
     };
     let webhooks = tokio::spawn(
         crate::webhooks::Sender {
@@ -83,6 +84,7 @@ pub async fn run(
             judge0: state.judge0.clone(),
             topology: state.topology.clone(),
             metrics: state.metrics.clone(),
+            hosts: Default::default(),
         }
         .run(stop.clone()),
     );

@@ -21,6 +21,7 @@
 //! | `RCE_WEBHOOK_BACKOFF_MS` | `1000` | the first retry's delay; later ones double (jittered), up to 5 minutes |
 //! | `RCE_WEBHOOK_RETRY_SECS` | `3600` | how long after the job ended a failing webhook is retried |
 //! | `RCE_WEBHOOK_CONCURRENCY` | `16` | webhook deliveries under way at once, per api |
+//! | `RCE_JUDGE0_AUTHZ_TOKENS` | none | space-separated tokens that may list and delete Judge0 submissions (`X-Auth-User`, Judge0's `AUTHZ_TOKEN`); without any, both are 403 |
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -47,6 +48,8 @@ pub struct ApiConfig {
     /// for a runner to ride out a short broker outage with the result in hand.
     pub stuck_margin: Duration,
     pub webhooks: crate::webhooks::WebhookConfig,
+    /// Judge0's `AUTHZ_TOKEN`: who may list and delete submissions on the Judge0 surface.
+    pub judge0_authz_tokens: Vec<String>,
 }
 
 use rce_service::env::var_or as var;
@@ -89,6 +92,10 @@ impl ApiConfig {
                 retry_for: Duration::from_secs(number("RCE_WEBHOOK_RETRY_SECS", 3600)?),
                 concurrency: number("RCE_WEBHOOK_CONCURRENCY", 16)?.max(1) as usize,
             },
+            judge0_authz_tokens: var("RCE_JUDGE0_AUTHZ_TOKENS", "")
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
         })
     }
 }

@@ -148,8 +148,8 @@ pub mod cancel_outcome {
 /// `ARGV[4]` (id), `ARGV[5]` (language), `ARGV[6]` (created_at) and TTL `ARGV[3]` s; appends the
 /// `done` event (`ARGV[7]`, the job JSON) to the event stream `KEYS[3]` (trimmed to ~`ARGV[8]`),
 /// then announces the job on the done channel `KEYS[2]`; a job with a `callback` joins the
-/// webhook queue `KEYS[5]` (due at once), in the same step, so no terminal job with a callback
-/// is ever left unsent. Either way the job leaves the stuck-job sweeper's set `KEYS[4]`. Answers
+/// webhook queue `KEYS[5]` (due now, by Redis's clock: first come, first served), in the same
+/// step, so no terminal job with a callback is ever left unsent. Either way the job leaves the stuck-job sweeper's set `KEYS[4]`. Answers
 /// 1 when this result was kept, 0 when one was already there.
 pub const RECORD_RESULT_LUA: &str = r#"
 redis.call('ZREM', KEYS[4], ARGV[4])
@@ -159,7 +159,8 @@ if redis.call('HSETNX', KEYS[1], 'result', ARGV[1]) == 1 then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'done', 'data', ARGV[7])
   redis.call('EXPIRE', KEYS[3], ARGV[3])
   if redis.call('HEXISTS', KEYS[1], 'callback') == 1 then
-    redis.call('ZADD', KEYS[5], 'NX', 0, ARGV[4])
+    local t = redis.call('TIME')
+    redis.call('ZADD', KEYS[5], 'NX', t[1] * 1000 + math.floor(t[2] / 1000), ARGV[4])
   end
   redis.call('PUBLISH', KEYS[2], ARGV[4])
   return 1
@@ -183,7 +184,8 @@ if status == 'queued' then
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
   if redis.call('HEXISTS', KEYS[1], 'callback') == 1 then
-    redis.call('ZADD', KEYS[5], 'NX', 0, ARGV[3])
+    local t = redis.call('TIME')
+    redis.call('ZADD', KEYS[5], 'NX', t[1] * 1000 + math.floor(t[2] / 1000), ARGV[3])
   end
   redis.call('PUBLISH', KEYS[2], ARGV[3])
   return 'cancelled'

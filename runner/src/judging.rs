@@ -19,6 +19,9 @@ use rce_protocol::verdict::{encode_output, signal_name, step_verdict};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// Test data files fetched at once per job.
+const FETCH_CONCURRENCY: usize = 32;
+
 /// Where the runner gets test data: the shared store, through this runner's disk cache.
 #[derive(Clone)]
 pub struct TestData {
@@ -42,22 +45,29 @@ impl TestData {
         }
     }
 
-    /// Every test's input, in order (each distinct file fetched once).
+    /// Every test's input, in order (each distinct file fetched once, several at a time: a
+    /// cold cache means a store round trip per file).
     pub async fn inputs(&self, spec: &JudgeSpec) -> Result<Vec<Vec<u8>>, String> {
-        let mut fetched: std::collections::HashMap<&str, Vec<u8>> = Default::default();
-        let mut inputs = Vec::with_capacity(spec.tests.len());
-        for test in &spec.tests {
-            let bytes = match fetched.get(test.stdin.as_str()) {
-                Some(b) => b.clone(),
-                None => {
-                    let b = self.fetch(&test.stdin).await?;
-                    fetched.insert(&test.stdin, b.clone());
-                    b
-                }
-            };
-            inputs.push(bytes);
-        }
-        Ok(inputs)
+        use futures_util::{StreamExt, TryStreamExt};
+        let mut distinct: Vec<String> = spec.tests.iter().map(|t| t.stdin.clone()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        // Owned futures: a stream of futures that borrow would not be `Send` for every lifetime
+        // the runner's spawned handlers need.
+        let fetches = distinct.into_iter().map(|id| {
+            let data = self.clone();
+            async move { data.fetch(&id).await.map(|b| (id, b)) }
+        });
+        let fetched: std::collections::HashMap<String, Vec<u8>> =
+            futures_util::stream::iter(fetches)
+                .buffer_unordered(FETCH_CONCURRENCY)
+                .try_collect()
+                .await?;
+        Ok(spec
+            .tests
+            .iter()
+            .map(|t| fetched[t.stdin.as_str()].clone())
+            .collect())
     }
 }
 

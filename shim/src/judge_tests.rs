@@ -11,7 +11,7 @@
 
 use crate::artifact::Artifact;
 use crate::baseline;
-use crate::cgroup::ContainerCgroup;
+use crate::cgroup::{ContainerCgroup, StepCgroup, LEFTOVER_SLACK_BYTES};
 use crate::cleanup;
 use crate::control::Control;
 use crate::job::{back_at_rest, memory_released};
@@ -79,6 +79,8 @@ pub fn run_tests(
                 .push("the container was not at rest after the build".into());
         }
         Some(between) => {
+            // The step cgroup a test leaves, clean, for the next one (`StepCgroup::reuse_for`).
+            let mut meter: Option<StepCgroup> = None;
             for (index, test) in tests.into_iter().enumerate() {
                 control.check_now();
                 if control.cancelled() || control.tests_stopped() {
@@ -92,6 +94,7 @@ pub fn run_tests(
                     run,
                     container,
                     first_cgroup + index,
+                    &mut meter,
                     control,
                     out,
                     &between,
@@ -103,6 +106,14 @@ pub fn run_tests(
                         report.errors.push(format!("test {}: {e}", index + 1));
                         break;
                     }
+                }
+            }
+            if let Some(cg) = meter {
+                if !memory_released(vec![cg]) {
+                    report.clean = false;
+                    report
+                        .errors
+                        .push("the tests' cgroup kept memory charged".into());
                 }
             }
         }
@@ -155,6 +166,7 @@ fn run_one(
     run: &ShimStep,
     container: &ContainerCgroup,
     cgroup_index: usize,
+    meter: &mut Option<StepCgroup>,
     control: &mut Control,
     out: &mut MessageWriter,
     between: &Baseline,
@@ -170,9 +182,25 @@ fn run_one(
     let mut outcome = None;
     let mut passed = false;
     let ran: Result<(), String> = (|| {
-        let mut cg = container
-            .create_step(cgroup_index, &test.limits)
-            .map_err(|e| format!("cgroup: {e}"))?;
+        // The previous test's cgroup when it can be reset for this one, else a new one (the
+        // old one, already checked clean, goes).
+        let reused = match meter.take() {
+            Some(mut cg) => {
+                if cg.reuse_for(&test.limits) {
+                    Some(cg)
+                } else {
+                    cg.remove().map_err(|e| format!("cgroup: {e}"))?;
+                    None
+                }
+            }
+            None => None,
+        };
+        let mut cg = match reused {
+            Some(cg) => cg,
+            None => container
+                .create_step(cgroup_index, &test.limits)
+                .map_err(|e| format!("cgroup: {e}"))?,
+        };
         let step = ShimStep {
             name: run.name,
             argv: run.argv.clone(),
@@ -215,7 +243,20 @@ fn run_one(
         .then(|| cleanup::cleanup_flat(uid, &ws.path))
         .flatten();
     let left = flat.unwrap_or_else(|| cleanup::cleanup(uid, &ws.path));
-    let released = memory_released(cgroups);
+    // A cgroup that gave its memory back meters the next test; one that did not is removed
+    // (and the tests stop).
+    let released = match cgroups.pop() {
+        Some(cg)
+            if cg
+                .leftover_bytes()
+                .is_some_and(|b| b <= LEFTOVER_SLACK_BYTES) =>
+        {
+            *meter = Some(cg);
+            true
+        }
+        Some(cg) => memory_released(vec![cg]),
+        None => true,
+    };
     let at_rest = back_at_rest(Some(between));
     if let Some(e) = internal {
         return Err(e);

@@ -161,6 +161,7 @@ pub fn run(
     // Merged: the child's fd 2 is its stdout pipe too, and the stderr pipe, with no writer
     // left, reads EOF at once.
     let stderr_w = if step.merge_stderr {
+        drop(stderr_w);
         match stdout_w.try_clone() {
             Ok(fd) => fd,
             Err(e) => {

@@ -173,8 +173,12 @@ pub fn api_config(port: u16, topology: &str) -> rce_api::config::ApiConfig {
             retry_for: Duration::from_secs(20),
             concurrency: 8,
         },
+        judge0_authz_tokens: vec![JUDGE0_AUTHZ.into()],
     }
 }
+
+/// The test api's Judge0 authorization token (`X-Auth-User`).
+pub const JUDGE0_AUTHZ: &str = "test-judge0-authz";
 
 /// The test api's webhook signing secret.
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";

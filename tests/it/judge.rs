@@ -158,6 +158,16 @@ async fn limits_per_test_and_verdicts_of_how_a_test_ended() {
     );
     // No wall limit given: 2 x CPU + 1 s.
     assert!(spin["wall_ms"].as_u64().unwrap() < 2000, "{spin}");
+    // Each test's figures are its own, though tests may share a meter (a cgroup reused between
+    // tests of the same memory limit): the CPU the spinner burned is not the eater's, and the
+    // memory the eater filled is not the next test's peak.
+    let (eat, crash) = (&job["tests"][2], &job["tests"][3]);
+    assert!(eat["cpu_ms"].as_u64().unwrap() < 450, "{eat}");
+    assert!(
+        crash["memory_kb"].as_u64().unwrap() < 64 * 1024,
+        "the eater's 128 MiB peak is not the next test's: {crash}"
+    );
+    assert!(crash["cpu_ms"].as_u64().unwrap() < 450, "{crash}");
 }
 
 /// One job per checker, the program echoing each test's input: `(output, expected, accepted)`.

@@ -2,7 +2,7 @@
 //! Judge0's documented requests, its response types, field selection, base64, batches,
 //! pagination, deletion, its error shapes, and what a hostile client would try through it.
 
-use crate::helpers::{app, TestApp};
+use crate::helpers::{app, TestApp, JUDGE0_AUTHZ};
 use base64::Engine;
 use rce_tests::repo_root;
 use serde_json::{json, Value};
@@ -484,27 +484,70 @@ async fn batches_pages_and_deletion() {
         )
     );
 
-    let (status, page) = get(&app, "/submissions?page=1&per_page=2&fields=token").await;
-    assert_eq!(status, 200, "{page}");
+    // Listing and deleting reach other clients' submissions: Judge0's authorization only.
+    let authorized = |method: reqwest::Method, path: String| {
+        app.http
+            .request(method, format!("{}{path}", app.base))
+            .header("X-Auth-User", JUDGE0_AUTHZ)
+            .send()
+    };
+    for (method, path) in [
+        (reqwest::Method::GET, "/submissions".to_string()),
+        (reqwest::Method::DELETE, format!("/submissions/{a}")),
+    ] {
+        let response = app
+            .http
+            .request(method.clone(), format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 403, "{method} {path}");
+        assert!(
+            response.bytes().await.unwrap().is_empty(),
+            "no body, as Judge0"
+        );
+        let wrong = app
+            .http
+            .request(method.clone(), format!("{}{path}", app.base))
+            .header("X-Auth-User", "not-the-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status().as_u16(), 403);
+    }
+    let response = authorized(
+        reqwest::Method::GET,
+        "/submissions?page=1&per_page=2&fields=token".into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let page: Value = response.json().await.unwrap();
     assert_eq!(page["submissions"].as_array().unwrap().len(), 2);
     assert_eq!(page["meta"]["current_page"], 1);
     assert_eq!(page["meta"]["prev_page"], Value::Null);
     assert!(page["meta"]["total_count"].as_u64().unwrap() >= 2);
-    assert_eq!(get(&app, "/submissions?page=0").await.0, 400);
+    let zero = authorized(reqwest::Method::GET, "/submissions?page=0".into())
+        .await
+        .unwrap();
+    assert_eq!(zero.status().as_u16(), 400);
 
-    let (status, deleted) = send(
-        &app,
+    let response = authorized(
         reqwest::Method::DELETE,
-        &format!("/submissions/{a}?fields=stdout,status_id"),
-        None,
+        format!("/submissions/{a}?fields=stdout,status_id"),
     )
-    .await;
-    assert_eq!(status, 200, "{deleted}");
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let deleted: Value = response.json().await.unwrap();
     assert_eq!(
         unb64(deleted["stdout"].as_str().unwrap()),
         b"a\n",
         "shown in base64"
     );
+    // Not a job id at all: not found.
+    assert_eq!(get(&app, "/submissions/..%2F..%2Fetc").await.0, 404);
+    assert_eq!(get(&app, "/submissions/x:events").await.0, 404);
     assert_eq!(get(&app, &format!("/submissions/{a}")).await.0, 404);
 }
 

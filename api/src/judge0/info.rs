@@ -124,6 +124,7 @@ pub async fn config_info(State(state): State<AppState>) -> Json<Value> {
     info["enable_callbacks"] = json!(hooks.secret.is_some());
     info["callbacks_max_tries"] = json!(hooks.max_attempts());
     info["callbacks_timeout"] = json!(hooks.timeout.as_secs_f64());
+    info["enable_submission_delete"] = json!(!state.judge0_authz.is_empty());
     Json(info)
 }
 
@@ -219,6 +220,21 @@ pub async fn system_info() -> Json<Value> {
 /// (`available`), read from RabbitMQ. Which of a runner's containers are idle or working is in
 /// the runners' own metrics, not known to the api: `idle` and `working` are `null`.
 pub async fn workers(State(state): State<AppState>) -> Result<Json<Value>, Judge0Error> {
+    // Answered from the broker at most once a second (each look opens a channel), whoever asks.
+    static LAST: std::sync::Mutex<Option<(std::time::Instant, Value)>> =
+        std::sync::Mutex::new(None);
+    if let Some((at, value)) = LAST.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if at.elapsed() < std::time::Duration::from_secs(1) {
+            return Ok(Json(value.clone()));
+        }
+    }
+    let fresh = workers_now(&state).await?;
+    *LAST.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((std::time::Instant::now(), fresh.clone()));
+    Ok(Json(fresh))
+}
+
+async fn workers_now(state: &AppState) -> Result<Value, Judge0Error> {
     let unavailable = || Judge0Error::unavailable("the job broker is unavailable; retry shortly");
     let session = state.broker.session().ok_or_else(unavailable)?;
     let channel = session
@@ -261,5 +277,5 @@ pub async fn workers(State(state): State<AppState>) -> Result<Json<Value>, Judge
     if list.len() != state.topology.languages.len() {
         return Err(unavailable());
     }
-    Ok(Json(Value::Array(list)))
+    Ok(Value::Array(list))
 }

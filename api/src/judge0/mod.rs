@@ -34,6 +34,8 @@ use serde_json::{json, Value};
 
 /// Most submissions in one batch (Judge0's default `MAX_SUBMISSION_BATCH_SIZE`).
 pub const MAX_BATCH: usize = 20;
+/// Submissions of a batch admitted at once.
+const BATCH_CONCURRENCY: usize = 8;
 /// `GET /submissions`: the default and the largest page.
 const DEFAULT_PER_PAGE: u64 = 20;
 const MAX_PER_PAGE: u64 = 100;
@@ -58,6 +60,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug)]
 pub struct Judge0Error {
     pub status: StatusCode,
+    /// `Value::Null`: no body at all (Judge0's 401 and 403).
     pub body: Value,
     code: &'static str,
 }
@@ -82,6 +85,14 @@ impl Judge0Error {
             status: StatusCode::NOT_FOUND,
             body: json!({"error": format!("{what} not found")}),
             code: "not_found",
+        }
+    }
+    /// Judge0's refusal of an endpoint that needs its authorization token: 403, no body.
+    pub fn forbidden() -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            body: Value::Null,
+            code: "forbidden",
         }
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -140,7 +151,11 @@ impl From<redis::RedisError> for Judge0Error {
 
 impl IntoResponse for Judge0Error {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
+        let mut response = if self.body.is_null() {
+            self.status.into_response()
+        } else {
+            (self.status, Json(self.body)).into_response()
+        };
         response.extensions_mut().insert(ErrorCode(self.code));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
@@ -181,6 +196,37 @@ fn params(
     Ok(p)
 }
 
+/// Judge0's authorization (`X-Auth-User`, one of the operator's `RCE_JUDGE0_AUTHZ_TOKENS`) for
+/// the endpoints that reach other clients' submissions: the list and delete. Without tokens
+/// configured they are refused to everyone, as in Judge0.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Judge0Error> {
+    let given = headers
+        .get(AUTHZ_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let known = state
+        .judge0_authz
+        .iter()
+        .any(|t| !given.is_empty() && constant_time_eq(t.as_bytes(), given.as_bytes()));
+    if known {
+        Ok(())
+    } else {
+        Err(Judge0Error::forbidden())
+    }
+}
+
+/// Judge0's authorization header.
+pub const AUTHZ_HEADER: &str = "x-auth-user";
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A token as Judge0 clients send it: our job id, or nothing this surface knows.
+fn known_token(token: &str) -> Option<String> {
+    crate::job_id::JobId::parse(token).map(|id| id.as_str().to_string())
+}
+
 fn fields(p: &Params) -> Result<Vec<&'static str>, Judge0Error> {
     render::parse_fields(p.fields.as_deref()).map_err(Judge0Error::bad_request)
 }
@@ -199,33 +245,66 @@ async fn echo_of(state: &AppState, view: &JobView) -> Result<Echo, Judge0Error> 
     })
 }
 
+/// Conversions that inflate an archive, at once (each may inflate 10 MiB; on the blocking
+/// pool, never on the runtime's workers).
+static ARCHIVE_SLOTS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::OnceLock::new();
+const ARCHIVE_CONVERSIONS: usize = 2;
+
+/// Reads one submission: in place, or with `additional_files` on the blocking pool, a few at
+/// a time.
+async fn convert(
+    state: &AppState,
+    body: &Value,
+    base64: bool,
+) -> Result<request::Converted, Judge0Error> {
+    if body.get("additional_files").is_none_or(Value::is_null) {
+        return request::convert(body, base64, &state.topology);
+    }
+    let slots = ARCHIVE_SLOTS
+        .get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(ARCHIVE_CONVERSIONS)));
+    let _permit = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| Judge0Error::unavailable("shutting down"))?;
+    let (body, topology) = (body.clone(), state.topology.clone());
+    tokio::task::spawn_blocking(move || request::convert(&body, base64, &topology))
+        .await
+        .map_err(|_| Judge0Error::unavailable("reading the submission failed; retry"))?
+}
+
 /// Admits one Judge0 submission (and waits for it if `wait`): its token and, after a wait, its
-/// record and echo.
+/// record and echo. The echo is stored first, so a webhook or a read can never see the job
+/// without it.
 async fn submit_one(
     state: &AppState,
     body: &Value,
     base64: bool,
     wait: bool,
 ) -> Result<(String, Option<(JobView, Echo)>), Judge0Error> {
-    let converted = request::convert(body, base64, &state.topology).inspect_err(|_| {
+    let converted = convert(state, body, base64).await.inspect_err(|_| {
         state
             .metrics
             .count_submission(admission::INVALID, "invalid_request");
     })?;
-    let admitted = admission::submit(state, converted.request, wait).await?;
-    let created_ms = admitted.job.created_at.timestamp_millis();
-    if let Err(e) = state
+    let id = crate::job_id::JobId::generate().into_string();
+    state
         .judge0
-        .put(&admitted.id, &converted.echo, created_ms)
-        .await
-    {
-        // The job runs; only its Judge0 echo (limits as sent) falls back to the defaults.
-        tracing::warn!(job_id = %admitted.id, error = %e, "storing the Judge0 echo failed");
+        .put(&id, &converted.echo, chrono::Utc::now().timestamp_millis())
+        .await?;
+    match admission::submit_as(state, converted.request, wait, id.clone()).await {
+        Ok(admitted) => Ok((
+            admitted.id,
+            admitted.view.map(|view| (view, converted.echo)),
+        )),
+        Err(e) => {
+            if let Err(e) = state.judge0.delete(&id).await {
+                tracing::warn!(job_id = %id, error = %e, "removing the echo of a refused submission failed");
+            }
+            Err(e.into())
+        }
     }
-    Ok((
-        admitted.id,
-        admitted.view.map(|view| (view, converted.echo)),
-    ))
 }
 
 /// `POST /submissions[?base64_encoded=true&wait=true&fields=...]`: 201 with the token, or after
@@ -257,6 +336,7 @@ async fn show(
 ) -> Result<Response, Judge0Error> {
     let p = params(query)?;
     let chosen = fields(&p)?;
+    let token = known_token(&token).ok_or_else(|| Judge0Error::not_found("submission"))?;
     let view = state
         .store
         .get(&token)
@@ -268,15 +348,18 @@ async fn show(
     Ok(Json(rendered).into_response())
 }
 
-/// `DELETE /submissions/{token}`: a finished submission is deleted and shown (base64, as Judge0
-/// does); one still queued or running is refused.
+/// `DELETE /submissions/{token}`, with Judge0's authorization: a finished submission is
+/// deleted and shown (base64, as Judge0 does); one still queued or running is refused.
 async fn destroy(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(token): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Judge0Error> {
+    authorize(&state, &headers)?;
     let p = params(query)?;
     let chosen = fields(&p)?;
+    let token = known_token(&token).ok_or_else(|| Judge0Error::not_found("submission"))?;
     let view = state
         .store
         .get(&token)
@@ -326,10 +409,27 @@ async fn batch_create(
         .cloned()
         .unwrap_or_default();
     check_batch_size(items.len())?;
-    let mut answers = Vec::with_capacity(items.len());
+    // A few at a time, in request order, in a task of its own: a client that hangs up mid-batch
+    // does not leave a job between its record and its publish.
+    let base64 = p.base64;
+    let task = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(items)
+            .map(|item| {
+                let state = state.clone();
+                async move { submit_one(&state, &item, base64, false).await }
+            })
+            .buffered(BATCH_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+    });
+    let results = task
+        .await
+        .map_err(|_| Judge0Error::unavailable("the batch failed; retry"))?;
+    let mut answers = Vec::with_capacity(results.len());
     let mut admitted = 0;
-    for item in &items {
-        match submit_one(&state, item, p.base64, false).await {
+    for result in results {
+        match result {
             Ok((token, _)) => {
                 admitted += 1;
                 answers.push(json!({"token": token}));
@@ -378,7 +478,11 @@ async fn batch_show(
     check_batch_size(tokens.len())?;
     let mut list = Vec::with_capacity(tokens.len());
     for token in tokens {
-        let Some(view) = state.store.get(token).await? else {
+        let view = match known_token(token) {
+            Some(token) => state.store.get(&token).await?,
+            None => None,
+        };
+        let Some(view) = view else {
             list.push(Value::Null);
             continue;
         };
@@ -403,12 +507,14 @@ fn page_param(value: Option<&str>, name: &str, default: u64) -> Result<u64, Judg
     }
 }
 
-/// `GET /submissions?page=&per_page=`: the submissions made through this surface, newest first,
-/// with Judge0's pagination `meta`.
+/// `GET /submissions?page=&per_page=`, with Judge0's authorization: the submissions made through
+/// this surface, newest first, with Judge0's pagination `meta`.
 async fn list(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Judge0Error> {
+    authorize(&state, &headers)?;
     let p = params(query)?;
     let chosen = fields(&p)?;
     let page = page_param(p.page.as_deref(), "page", 1)?;

@@ -453,11 +453,22 @@ pub fn convert(body: &Value, base64: bool, topology: &Topology) -> Result<Conver
 
     // isolate's extra time: the program may run on to cpu + extra before it is stopped, and is
     // a time limit exceeded past cpu (rendering compares its cpu_ms with `cpu_time_limit`).
+    // Judge0's bounds admit values below our minimums (2 MiB of memory, 1 process, 0 s of CPU)
+    // and a CPU limit plus extra time above our maximum: those are raised or lowered to ours,
+    // rather than refused with v1's messages for a field Judge0 accepts.
+    let (min, max) = (rce_protocol::limits::MINIMUM, language.max_limits);
     let limits = PartialLimits {
-        wall_time_ms: Some((wall * 1000.0).round() as u64),
-        cpu_time_ms: Some(((cpu + extra) * 1000.0).round().max(1.0) as u64),
-        memory_mb: Some((memory_kb as u64).div_ceil(1024)),
-        processes: Some(processes as u64),
+        wall_time_ms: Some(
+            ((wall * 1000.0).round() as u64).clamp(min.wall_time_ms, max.wall_time_ms),
+        ),
+        cpu_time_ms: Some(((cpu + extra) * 1000.0).round() as u64)
+            .map(|ms| ms.clamp(min.cpu_time_ms, max.cpu_time_ms)),
+        memory_mb: Some(
+            (memory_kb as u64)
+                .div_ceil(1024)
+                .clamp(min.memory_mb, max.memory_mb),
+        ),
+        processes: Some((processes as u64).clamp(min.processes, max.processes)),
         output_bytes: None,
     };
     // One run against an expected output, or several runs: judge mode (compiled once, each run
@@ -662,6 +673,17 @@ mod tests {
         assert_eq!(judge.tests.len(), 3);
         assert!(judge.stop_on_failure && judge.return_output);
         assert_eq!(judged.request.limits.cpu_time_ms, Some(1500));
+        // What Judge0 admits below our minimums or above our maximum is brought within them.
+        let edge = convert(
+            &json!({"language_id": 71, "source_code": "x", "memory_limit": 2048,
+                    "max_processes_and_or_threads": 1, "cpu_time_limit": 20, "cpu_extra_time": 5}),
+            false,
+            &t,
+        )
+        .unwrap_or_else(|e| panic!("{}", e.body));
+        assert_eq!(edge.request.limits.memory_mb, Some(16));
+        assert_eq!(edge.request.limits.processes, Some(4));
+        assert_eq!(edge.request.limits.cpu_time_ms, Some(20_000));
         assert_eq!(judged.echo.expected_output.as_deref(), Some("MQo="));
     }
 }

@@ -47,15 +47,13 @@ fn decode(content: &str, encoding: &str) -> Result<Vec<u8>, String> {
             .decode(content.trim().as_bytes())
             .map_err(|e| format!("not valid base64: {e}")),
         "hex" => {
-            let hex = content.trim();
+            let hex = content.trim().as_bytes();
             if !hex.len().is_multiple_of(2) {
                 return Err("not valid hex: odd length".into());
             }
-            (0..hex.len())
-                .step_by(2)
-                .map(|i| {
-                    u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| "not valid hex".to_string())
-                })
+            let digit = |b: u8| (b as char).to_digit(16).ok_or("not valid hex".to_string());
+            hex.chunks(2)
+                .map(|pair| Ok((digit(pair[0])? * 16 + digit(pair[1])?) as u8))
                 .collect()
         }
         _ => Ok(content.as_bytes().to_vec()),
@@ -242,5 +240,14 @@ mod tests {
             .err()
             .unwrap()
             .starts_with("files[0].content is not valid hex"));
+        // Multi-byte characters and signs are not hex digits (and never split a character).
+        for hostile in ["aéa", "+f", "-1", "é"] {
+            let r = convert(
+                &json!({"language": "python", "version": "*", "files": [{"content": hostile, "encoding": "hex"}]}),
+                &t,
+                false,
+            );
+            assert!(r.is_err(), "{hostile}");
+        }
     }
 }

@@ -35,11 +35,12 @@ fn version(text: &str) -> Option<Version> {
 
 /// The half-open interval `[low, high)` a partial version covers.
 fn span(p: [Option<u64>; 3]) -> (Version, Option<Version>) {
+    // No upper end past the largest number (`u64::MAX` as a part is open-ended).
     match p {
         [None, _, _] => ((0, 0, 0), None),
-        [Some(a), None, _] => ((a, 0, 0), Some((a + 1, 0, 0))),
-        [Some(a), Some(b), None] => ((a, b, 0), Some((a, b + 1, 0))),
-        [Some(a), Some(b), Some(c)] => ((a, b, c), Some((a, b, c + 1))),
+        [Some(a), None, _] => ((a, 0, 0), a.checked_add(1).map(|a| (a, 0, 0))),
+        [Some(a), Some(b), None] => ((a, b, 0), b.checked_add(1).map(|b| (a, b, 0))),
+        [Some(a), Some(b), Some(c)] => ((a, b, c), c.checked_add(1).map(|c| (a, b, c))),
     }
 }
 
@@ -58,20 +59,22 @@ fn comparator(v: Version, c: &str) -> Option<bool> {
         "<=" => high.is_none_or(|h| v < h),
         "^" => {
             let high = match p {
-                [Some(0), Some(0), Some(c)] => (0, 0, c + 1),
-                [Some(0), Some(b), _] if p[2].is_some() || b > 0 => (0, b + 1, 0),
-                [Some(a), _, _] => (a + 1, 0, 0),
+                [Some(0), Some(0), Some(c)] => c.checked_add(1).map(|c| (0, 0, c)),
+                [Some(0), Some(b), _] if p[2].is_some() || b > 0 => {
+                    b.checked_add(1).map(|b| (0, b, 0))
+                }
+                [Some(a), _, _] => a.checked_add(1).map(|a| (a, 0, 0)),
                 [None, _, _] => return Some(true),
             };
-            v >= low && v < high
+            v >= low && high.is_none_or(|h| v < h)
         }
         "~" => {
             let high = match p {
-                [Some(a), Some(b), _] => (a, b + 1, 0),
-                [Some(a), None, _] => (a + 1, 0, 0),
+                [Some(a), Some(b), _] => b.checked_add(1).map(|b| (a, b, 0)),
+                [Some(a), None, _] => a.checked_add(1).map(|a| (a, 0, 0)),
                 [None, _, _] => return Some(true),
             };
-            v >= low && v < high
+            v >= low && high.is_none_or(|h| v < h)
         }
         _ => return None,
     })
@@ -137,6 +140,9 @@ mod tests {
             ("3.11.2", "^2"),
             ("3.11.2", "garbage"),
             ("0.2.5", "^0.3"),
+            ("3.11.2", "18446744073709551615"),
+            ("3.11.2", "^18446744073709551615.0.0"),
+            ("3.11.2", "~3.18446744073709551615"),
         ] {
             assert!(!satisfies(v, r), "{v} should not satisfy {r:?}");
         }

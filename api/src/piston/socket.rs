@@ -34,7 +34,37 @@ const SIGNALS: [&str; 14] = [
 const MAX_STDIN_FRAME: usize = crate::routes::live::MAX_STDIN_MESSAGE;
 
 pub async fn connect(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| session(state, socket))
+    // An init carries the program's files: as much as a request body, and no frame more.
+    let largest = state.max_body_bytes.max(MAX_STDIN_FRAME * 2);
+    upgrade
+        .max_message_size(largest)
+        .max_frame_size(largest)
+        .on_upgrade(move |socket| session(state, socket))
+}
+
+/// How long one frame may take to go out: a client that stops reading is let go.
+const SEND_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Cancels the session's job when the session ends any way but through the job's own end (the
+/// client left, broke the protocol, stopped reading, or the task was dropped).
+struct CancelUnlessDone {
+    state: AppState,
+    id: String,
+    done: bool,
+}
+
+impl Drop for CancelUnlessDone {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let (state, id) = (self.state.clone(), std::mem::take(&mut self.id));
+        tokio::spawn(async move {
+            if let Err(e) = state.store.cancel(&id).await {
+                tracing::warn!(job_id = %id, error = %e, "cancelling a Piston session's job failed");
+            }
+        });
+    }
 }
 
 type Tx = SplitSink<WebSocket, Message>;
@@ -49,9 +79,11 @@ async fn close(tx: &mut Tx, code: u16, reason: &'static str) {
 }
 
 async fn send(tx: &mut Tx, frame: Value) -> bool {
-    tx.send(Message::Text(frame.to_string().into()))
-        .await
-        .is_ok()
+    let sending = tx.send(Message::Text(frame.to_string().into()));
+    matches!(
+        tokio::time::timeout(SEND_PATIENCE, sending).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn error_and_close(tx: &mut Tx, message: String) {
@@ -101,10 +133,15 @@ async fn session(state: AppState, socket: WebSocket) {
         return error_and_close(&mut tx, e.message).await;
     }
     tracing::info!(job_id = %id, "job admitted over Piston's websocket");
+    // From here, every way out but the job's own end cancels it.
+    let mut guard = CancelUnlessDone {
+        state: state.clone(),
+        id: id.clone(),
+        done: false,
+    };
     let language = converted.language;
     let runtime = json!({"type": "runtime", "language": language.id, "version": language.version});
     if !send(&mut tx, runtime).await {
-        let _ = state.store.cancel(&id).await;
         return;
     }
     let mut feed = Box::pin(event_feed::follow(
@@ -133,14 +170,12 @@ async fn session(state: AppState, socket: WebSocket) {
                         }
                         stage = Some(step.to_string());
                         if !send(&mut tx, json!({"type": "stage", "stage": step})).await {
-                            let _ = state.store.cancel(&id).await;
                             return;
                         }
                     }
                     EventKind::Stdout | EventKind::Stderr => {
                         let frame = json!({"type": "data", "stream": event.kind.as_str(), "data": event.data});
                         if !send(&mut tx, frame).await {
-                            let _ = state.store.cancel(&id).await;
                             return;
                         }
                     }
@@ -158,6 +193,7 @@ async fn session(state: AppState, socket: WebSocket) {
                         if let Some(error) = job["error"].as_str() {
                             exit["error"] = json!(error);
                         }
+                        guard.done = true;
                         send(&mut tx, exit).await;
                         return close(&mut tx, 4999, "Job Completed").await;
                     }
@@ -170,7 +206,6 @@ async fn session(state: AppState, socket: WebSocket) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => continue,
                     // The client left: its program goes too.
                     _ => {
-                        let _ = state.store.cancel(&id).await;
                         return;
                     }
                 };
@@ -179,26 +214,25 @@ async fn session(state: AppState, socket: WebSocket) {
                     Some("init") => return close(&mut tx, 4000, "Already Initialized").await,
                     Some("data") => {
                         if value["stream"].as_str() != Some("stdin") {
-                            let _ = state.store.cancel(&id).await;
                             return close(&mut tx, 4004, "Can only write to stdin").await;
                         }
                         let data = value["data"].as_str().unwrap_or("").as_bytes();
                         if data.len() > MAX_STDIN_FRAME {
-                            let _ = state.store.cancel(&id).await;
                             return error_and_close(&mut tx, format!("a data frame carries at most {MAX_STDIN_FRAME} bytes")).await;
                         }
                         if state.store.append_stdin(&id, StdinChunk::Data(data)).await.is_err() {
-                            let _ = state.store.cancel(&id).await;
                             return error_and_close(&mut tx, "job storage is unavailable".into()).await;
                         }
                     }
                     Some("signal") => {
                         let valid = value["signal"].as_str().is_some_and(|s| SIGNALS.contains(&s));
                         if !valid {
-                            let _ = state.store.cancel(&id).await;
                             return close(&mut tx, 4005, "Invalid signal").await;
                         }
-                        let _ = state.store.cancel(&id).await;
+                        // Any signal ends the program: a cancel.
+                        if let Err(e) = state.store.cancel(&id).await {
+                            tracing::warn!(job_id = %id, error = %e, "cancelling on a signal frame failed");
+                        }
                     }
                     _ => {}
                 }

@@ -44,6 +44,8 @@ pub struct AppState {
     /// What Judge0 clients sent with their submissions (the Judge0 surface).
     pub judge0: crate::judge0::store::Judge0Store,
     pub webhooks: Arc<crate::webhooks::WebhookConfig>,
+    /// Judge0's authorization tokens (`X-Auth-User`) for listing and deleting submissions.
+    pub judge0_authz: Arc<Vec<String>>,
 }
 
 pub fn router(state: AppState) -> Router {

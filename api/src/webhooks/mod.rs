@@ -140,15 +140,32 @@ pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
     format!("t={t},v1={hex}")
 }
 
-/// Claims up to `ARGV[3]` ids due by `ARGV[1]` (ms) from `KEYS[1]`, pushing each one's score to
-/// the lease's end `ARGV[2]`, so no other sender takes it meanwhile.
+/// Claims up to `ARGV[2]` ids due by now (Redis's clock, as the scripts that queue them use)
+/// from `KEYS[1]`, oldest first, pushing each one's score `ARGV[1]` ms ahead (its lease), so no
+/// other sender takes it meanwhile.
 const CLAIM_LUA: &str = r#"
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[2])
 for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
+  redis.call('ZADD', KEYS[1], 'XX', now + ARGV[1], id)
 end
 return ids
 "#;
+
+/// Makes `ARGV[2]` due again `ARGV[1]` ms from now (Redis's clock), if it is still queued.
+const RESCHEDULE_LUA: &str = r#"
+local t = redis.call('TIME')
+return redis.call('ZADD', KEYS[1], 'XX', t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[1], ARGV[2])
+"#;
+
+/// Deliveries to one host under way at once, per api: a receiver that never answers takes at
+/// most these of the sender's slots, and the rest go to other hosts.
+const PER_HOST: usize = 4;
+/// When a host has [`PER_HOST`] deliveries under way, its next one waits this long.
+const HOST_BUSY_DELAY: Duration = Duration::from_millis(500);
+/// How long connecting to a receiver may take (within the attempt's whole timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The background sender: one per api instance.
 #[derive(Clone)]
@@ -159,6 +176,7 @@ pub struct Sender {
     pub judge0: judge0::store::Judge0Store,
     pub topology: Arc<Topology>,
     pub metrics: ApiMetrics,
+    pub hosts: HostSlots,
 }
 
 enum Attempt {
@@ -166,6 +184,44 @@ enum Attempt {
     Failed(String),
     /// The job is gone (expired): nothing left to send.
     Gone,
+    /// Its host has [`PER_HOST`] deliveries under way: not an attempt, just later.
+    HostBusy,
+}
+
+/// Deliveries under way per host, taken for one delivery and given back when it ends.
+#[derive(Clone, Default)]
+pub struct HostSlots(Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>);
+
+struct HostSlot {
+    slots: HostSlots,
+    host: String,
+}
+
+impl HostSlots {
+    fn take(&self, host: &str) -> Option<HostSlot> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = map.entry(host.to_string()).or_default();
+        if *count >= PER_HOST {
+            return None;
+        }
+        *count += 1;
+        Some(HostSlot {
+            slots: self.clone(),
+            host: host.to_string(),
+        })
+    }
+}
+
+impl Drop for HostSlot {
+    fn drop(&mut self) {
+        let mut map = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = map.get_mut(&self.host) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                map.remove(&self.host);
+            }
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -187,11 +243,9 @@ impl Sender {
             if free == 0 {
                 continue;
             }
-            let now = now_ms();
             let claimed: Result<Vec<String>, _> = claim
                 .key(redis_keys::WEBHOOKS_DUE)
-                .arg(now)
-                .arg(now + lease.as_millis() as i64)
+                .arg(lease.as_millis() as u64)
                 .arg(free)
                 .invoke_async(&mut self.conn.clone())
                 .await;
@@ -218,7 +272,17 @@ impl Sender {
     async fn deliver(&self, id: &str) {
         let attempt = self.attempt(id).await;
         let mut conn = self.conn.clone();
+        if matches!(attempt, Attempt::HostBusy) {
+            let _: redis::RedisResult<i64> = redis::Script::new(RESCHEDULE_LUA)
+                .key(redis_keys::WEBHOOKS_DUE)
+                .arg(HOST_BUSY_DELAY.as_millis() as u64)
+                .arg(id)
+                .invoke_async(&mut conn)
+                .await;
+            return;
+        }
         match attempt {
+            Attempt::HostBusy => {}
             Attempt::Delivered | Attempt::Gone => {
                 let outcome = if matches!(attempt, Attempt::Delivered) {
                     "delivered"
@@ -253,8 +317,10 @@ impl Sender {
                     .await;
                 let attempts = attempts.unwrap_or(1);
                 let ended = self.ended_at(id).await.unwrap_or_else(now_ms);
-                let next = now_ms() + self.config.delay(attempts).as_millis() as i64;
-                if next > ended + self.config.retry_for.as_millis() as i64 {
+                let delay = self.config.delay(attempts);
+                if now_ms() + delay.as_millis() as i64
+                    > ended + self.config.retry_for.as_millis() as i64
+                {
                     self.metrics.webhooks.with_label_values(&["given_up"]).inc();
                     tracing::warn!(job_id = %id, attempts, error = %why, "webhook given up: its retry window ran out");
                     let _: redis::RedisResult<()> = redis::pipe()
@@ -267,12 +333,11 @@ impl Sender {
                 } else {
                     self.metrics.webhooks.with_label_values(&["retry"]).inc();
                     tracing::info!(job_id = %id, attempts, error = %why, "webhook attempt failed; retrying later");
-                    let _: redis::RedisResult<()> = redis::cmd("ZADD")
-                        .arg(redis_keys::WEBHOOKS_DUE)
-                        .arg("XX")
-                        .arg(next)
+                    let _: redis::RedisResult<i64> = redis::Script::new(RESCHEDULE_LUA)
+                        .key(redis_keys::WEBHOOKS_DUE)
+                        .arg(delay.as_millis() as u64)
                         .arg(id)
-                        .query_async(&mut conn)
+                        .invoke_async(&mut conn)
                         .await;
                 }
             }
@@ -305,6 +370,13 @@ impl Sender {
             },
             Ok(None) => return Attempt::Gone,
             Err(e) => return Attempt::Failed(format!("reading the callback: {e}")),
+        };
+        let host = url::Url::parse(&callback.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        let Some(_slot) = self.hosts.take(&host) else {
+            return Attempt::HostBusy;
         };
         let (method, body) = match self.body(&view, callback.kind).await {
             Ok(b) => b,
@@ -370,6 +442,7 @@ impl Sender {
         let client = reqwest13::Client::builder()
             .redirect(reqwest13::redirect::Policy::none())
             .timeout(self.config.timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(self.config.timeout))
             .resolve(host, addr)
             .no_proxy()
             .build()
