@@ -150,13 +150,22 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body =
             json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
-        let mut response = (self.status, Json(body)).into_response();
-        response.extensions_mut().insert(ErrorCode(self.code));
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
+        tagged(
+            (self.status, Json(body)).into_response(),
+            self.code,
+            self.retry_after,
+        )
     }
+}
+
+/// An error response of any surface, finished: its code left for the request metrics (and so
+/// that `routes::edge` does not rewrite it into v1's shape), and `Retry-After` when given.
+pub fn tagged(mut response: Response, code: &'static str, retry_after: Option<u32>) -> Response {
+    response.extensions_mut().insert(ErrorCode(code));
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }

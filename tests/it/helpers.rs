@@ -329,6 +329,35 @@ impl TestApp {
         (status, json)
     }
 
+    /// POST of `body` as JSON to `path` (any surface); returns status and JSON (or the text,
+    /// as a JSON string, when the answer is not JSON).
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send_json(reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
+    /// GET of `path`; returns status and JSON (or the text, as a JSON string).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        self.send_json(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let resp = request.send().await.expect("api reachable");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
     /// Submits and waits; asserts the job finished (200).
     pub async fn run(&self, job: Value) -> Value {
         let (status, body) = self.post_jobs("?wait=true", job.to_string()).await;

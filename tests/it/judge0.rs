@@ -27,15 +27,7 @@ async fn send(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = app.http.request(method, format!("{}{path}", app.base));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the api answers");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, json)
+    app.send_json(method, path, body.as_ref()).await
 }
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {

@@ -9,28 +9,13 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn execute(app: &TestApp, body: Value) -> (u16, Value) {
-    let response = app
-        .http
-        .post(format!("{}/api/v2/execute", app.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    app.post_json("/api/v2/execute", &body).await
 }
 
 #[tokio::test]
 async fn runtimes_list_languages_versions_and_aliases() {
     let app = app();
-    let runtimes: Value = app
-        .http
-        .get(format!("{}/api/v2/runtimes", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, runtimes) = app.get_json("/api/v2/runtimes").await;
     let python = runtimes
         .as_array()
         .unwrap()

@@ -25,7 +25,7 @@ use crate::routes::AppState;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -151,18 +151,13 @@ impl From<redis::RedisError> for Judge0Error {
 
 impl IntoResponse for Judge0Error {
     fn into_response(self) -> Response {
-        let mut response = if self.body.is_null() {
+        let response = if self.body.is_null() {
             self.status.into_response()
         } else {
             (self.status, Json(self.body)).into_response()
         };
-        response.extensions_mut().insert(ErrorCode(self.code));
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(2));
-        }
-        response
+        let retry = (self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(2);
+        crate::error::tagged(response, self.code, retry)
     }
 }
 
@@ -220,6 +215,17 @@ pub const AUTHZ_HEADER: &str = "x-auth-user";
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The job behind `token`, or Judge0's 404.
+async fn find(state: &AppState, token: &str) -> Result<(String, JobView), Judge0Error> {
+    let token = known_token(token).ok_or_else(|| Judge0Error::not_found("submission"))?;
+    let view = state
+        .store
+        .get(&token)
+        .await?
+        .ok_or_else(|| Judge0Error::not_found("submission"))?;
+    Ok((token, view))
 }
 
 /// A token as Judge0 clients send it: our job id, or nothing this surface knows.
@@ -336,12 +342,7 @@ async fn show(
 ) -> Result<Response, Judge0Error> {
     let p = params(query)?;
     let chosen = fields(&p)?;
-    let token = known_token(&token).ok_or_else(|| Judge0Error::not_found("submission"))?;
-    let view = state
-        .store
-        .get(&token)
-        .await?
-        .ok_or_else(|| Judge0Error::not_found("submission"))?;
+    let (_, view) = find(&state, &token).await?;
     let echo = echo_of(&state, &view).await?;
     let rendered = render::submission(&view, &echo, &chosen, p.base64, &state.topology)
         .map_err(Judge0Error::bad_request)?;
@@ -359,12 +360,7 @@ async fn destroy(
     authorize(&state, &headers)?;
     let p = params(query)?;
     let chosen = fields(&p)?;
-    let token = known_token(&token).ok_or_else(|| Judge0Error::not_found("submission"))?;
-    let view = state
-        .store
-        .get(&token)
-        .await?
-        .ok_or_else(|| Judge0Error::not_found("submission"))?;
+    let (token, view) = find(&state, &token).await?;
     if let Some(id) = status::of_unfinished(view.status) {
         return Err(Judge0Error::bad_request(format!(
             "submission cannot be deleted because its status is {id} ({})",

@@ -15,12 +15,12 @@ pub mod semver;
 mod socket;
 
 use crate::admission;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::job_view::JobView;
 use crate::routes::AppState;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -71,14 +71,9 @@ impl From<ApiError> for PistonError {
 
 impl IntoResponse for PistonError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({"message": self.message}))).into_response();
-        response.extensions_mut().insert(ErrorCode(self.code));
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(2));
-        }
-        response
+        let response = (self.status, Json(json!({"message": self.message}))).into_response();
+        let retry = (self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(2);
+        crate::error::tagged(response, self.code, retry)
     }
 }
 

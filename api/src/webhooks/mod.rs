@@ -224,6 +224,17 @@ impl Drop for HostSlot {
     }
 }
 
+/// Takes `id` off the webhook queue, with its attempt count.
+async fn dequeue(conn: &mut ConnectionManager, id: &str) -> redis::RedisResult<()> {
+    redis::pipe()
+        .zrem(redis_keys::WEBHOOKS_DUE, id)
+        .ignore()
+        .hdel(redis_keys::WEBHOOK_ATTEMPTS, id)
+        .ignore()
+        .query_async(conn)
+        .await
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -295,14 +306,7 @@ impl Sender {
                 // short Redis outage.
                 for pause in [0u64, 100, 500, 2000] {
                     tokio::time::sleep(Duration::from_millis(pause)).await;
-                    let removed: redis::RedisResult<()> = redis::pipe()
-                        .zrem(redis_keys::WEBHOOKS_DUE, id)
-                        .ignore()
-                        .hdel(redis_keys::WEBHOOK_ATTEMPTS, id)
-                        .ignore()
-                        .query_async(&mut conn)
-                        .await;
-                    if removed.is_ok() {
+                    if dequeue(&mut conn, id).await.is_ok() {
                         return;
                     }
                 }
@@ -323,13 +327,7 @@ impl Sender {
                 {
                     self.metrics.webhooks.with_label_values(&["given_up"]).inc();
                     tracing::warn!(job_id = %id, attempts, error = %why, "webhook given up: its retry window ran out");
-                    let _: redis::RedisResult<()> = redis::pipe()
-                        .zrem(redis_keys::WEBHOOKS_DUE, id)
-                        .ignore()
-                        .hdel(redis_keys::WEBHOOK_ATTEMPTS, id)
-                        .ignore()
-                        .query_async(&mut conn)
-                        .await;
+                    let _ = dequeue(&mut conn, id).await;
                 } else {
                     self.metrics.webhooks.with_label_values(&["retry"]).inc();
                     tracing::info!(job_id = %id, attempts, error = %why, "webhook attempt failed; retrying later");
