@@ -273,15 +273,7 @@ async fn a_judge0_callback_is_a_put_of_judge0_fields() {
     assert_eq!(body["token"], created["token"]);
     assert_eq!(body["status"], json!({"id": 3, "description": "Accepted"}));
     assert_eq!(body["stdout"], "NDIK\n", "base64, as Judge0 sends it");
-    let config: Value = app
-        .http
-        .get(format!("{}/config_info", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, config) = app.get_json("/config_info").await;
     assert_eq!(config["enable_callbacks"], true);
 }
 
