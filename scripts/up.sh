@@ -42,6 +42,9 @@ cat <<MSG
 rce is up.
   API:      http://$API_ADDR   (OpenAPI: http://$API_ADDR/openapi.json)
   metrics:  http://$API_ADDR/metrics, http://$METRICS_ADDR/metrics
+  Judge0:   http://$API_ADDR   (Judge0 CE 1.13.1 clients: use this as their base URL)
+  Piston:   http://$API_ADDR/api/v2   (docs/compatibility.md)
+  webhooks: $( [ -n "${RCE_WEBHOOK_SECRET:-}" ] && echo "on (RCE_WEBHOOK_SECRET is set)" || echo "off until RCE_WEBHOOK_SECRET is set (make down; RCE_WEBHOOK_SECRET=... make up)")
 
 Try it:
   curl -s 'http://$API_ADDR/v1/jobs?wait=true' -H 'content-type: application/json' \\
