@@ -75,6 +75,7 @@ pub async fn run(
         judge0: crate::judge0::store::Judge0Store::new(conn.clone(), config.job_ttl),
         webhooks: Arc::new(config.webhooks.clone()),
         judge0_authz: Arc::new(config.judge0_authz_tokens.clone()),
+        judge0_authn: Arc::new(config.judge0_authn_tokens.clone()),
     };
     let webhooks = tokio::spawn(
         crate::webhooks::Sender {

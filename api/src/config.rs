@@ -21,6 +21,7 @@
 //! | `RCE_WEBHOOK_BACKOFF_MS` | `1000` | the first retry's delay; later ones double (jittered), up to 5 minutes |
 //! | `RCE_WEBHOOK_RETRY_SECS` | `3600` | how long after the job ended a failing webhook is retried |
 //! | `RCE_WEBHOOK_CONCURRENCY` | `16` | webhook deliveries under way at once, per api |
+//! | `RCE_JUDGE0_AUTHN_TOKENS` | none | space-separated tokens one of which every Judge0 request must carry (`X-Auth-Token` header or query parameter, Judge0's `AUTHN_TOKEN`); none: Judge0 requests need no token |
 //! | `RCE_JUDGE0_AUTHZ_TOKENS` | none | space-separated tokens that may list and delete Judge0 submissions (`X-Auth-User`, Judge0's `AUTHZ_TOKEN`); without any, both are 403 |
 
 use anyhow::Context;
@@ -50,6 +51,8 @@ pub struct ApiConfig {
     pub webhooks: crate::webhooks::WebhookConfig,
     /// Judge0's `AUTHZ_TOKEN`: who may list and delete submissions on the Judge0 surface.
     pub judge0_authz_tokens: Vec<String>,
+    /// Judge0's `AUTHN_TOKEN`: when set, every Judge0 request must carry one (`X-Auth-Token`).
+    pub judge0_authn_tokens: Vec<String>,
 }
 
 use rce_service::env::var_or as var;
@@ -93,6 +96,10 @@ impl ApiConfig {
                 concurrency: number("RCE_WEBHOOK_CONCURRENCY", 16)?.max(1) as usize,
             },
             judge0_authz_tokens: var("RCE_JUDGE0_AUTHZ_TOKENS", "")
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
+            judge0_authn_tokens: var("RCE_JUDGE0_AUTHN_TOKENS", "")
                 .split_whitespace()
                 .map(String::from)
                 .collect(),

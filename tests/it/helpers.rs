@@ -174,6 +174,7 @@ pub fn api_config(port: u16, topology: &str) -> rce_api::config::ApiConfig {
             concurrency: 8,
         },
         judge0_authz_tokens: vec![JUDGE0_AUTHZ.into()],
+        judge0_authn_tokens: Vec::new(),
     }
 }
 
@@ -188,10 +189,20 @@ pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 pub fn second_api(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> (String, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    second_api_with(stop, |_| {})
+}
+
+/// [`second_api`] with its configuration changed by `adjust` first.
+pub fn second_api_with(
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    adjust: impl FnOnce(&mut rce_api::config::ApiConfig),
+) -> (String, tokio::task::JoinHandle<anyhow::Result<()>>) {
     stack();
     let port = free_port();
     let topology = TOPOLOGY.get().expect("written by stack()").clone();
-    let task = tokio::spawn(rce_api::app::run(api_config(port, &topology), stop));
+    let mut config = api_config(port, &topology);
+    adjust(&mut config);
+    let task = tokio::spawn(rce_api::app::run(config, stop));
     (format!("http://127.0.0.1:{port}"), task)
 }
 

@@ -699,3 +699,60 @@ async fn additional_files_join_the_program_and_hostile_archives_are_refused() {
     .await;
     assert_eq!(status, 422);
 }
+
+/// Judge0's authentication: with tokens configured, every Judge0 request carries one (header or
+/// query parameter), else a 401 with no body; v1 is not affected.
+#[tokio::test]
+async fn with_authentication_tokens_judge0_requests_need_one() {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (base, api) = crate::helpers::second_api_with(
+        async move {
+            let _ = stop_rx.await;
+        },
+        |c| c.judge0_authn_tokens = vec!["tok-1".into(), "tok-2".into()],
+    );
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the second api did not start");
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let bare = http.get(format!("{base}/languages")).send().await.unwrap();
+    assert_eq!(bare.status().as_u16(), 401);
+    assert!(bare.bytes().await.unwrap().is_empty(), "no body, as Judge0");
+    let wrong = http
+        .get(format!("{base}/languages"))
+        .header("X-Auth-Token", "tok-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(wrong), 401);
+    let by_header = http
+        .get(format!("{base}/languages"))
+        .header("X-Auth-Token", "tok-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(by_header), 200);
+    let by_query = http
+        .post(format!("{base}/submissions?X-Auth-Token=tok-1&wait=true"))
+        .json(&json!({"language_id": 71, "source_code": "print(1)"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(by_query), 201);
+    // v1 is another surface: its own rules (accounts come with issue 20).
+    let v1 = http
+        .get(format!("{base}/v1/languages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(v1), 200);
+    let _ = stop_tx.send(());
+    let _ = api.await;
+}

@@ -125,6 +125,7 @@ pub async fn config_info(State(state): State<AppState>) -> Json<Value> {
     info["callbacks_max_tries"] = json!(hooks.max_attempts());
     info["callbacks_timeout"] = json!(hooks.timeout.as_secs_f64());
     info["enable_submission_delete"] = json!(!state.judge0_authz.is_empty());
+    info["maintenance_mode"] = json!(false);
     Json(info)
 }
 

@@ -40,7 +40,7 @@ const BATCH_CONCURRENCY: usize = 8;
 const DEFAULT_PER_PAGE: u64 = 20;
 const MAX_PER_PAGE: u64 = 100;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/submissions", get(list).post(create))
         .route("/submissions/batch", get(batch_show).post(batch_create))
@@ -54,6 +54,48 @@ pub fn routes() -> Router<AppState> {
         .route("/config_info", get(info::config_info))
         .route("/system_info", get(info::system_info))
         .route("/workers", get(info::workers))
+        .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
+}
+
+/// Judge0's header for its authentication token.
+pub const AUTHN_HEADER: &str = "x-auth-token";
+
+/// Judge0's authentication: with tokens configured (`RCE_JUDGE0_AUTHN_TOKENS`), every request
+/// to this surface carries one, in the `X-Auth-Token` header or a query parameter of that name;
+/// otherwise a 401 with no body, as Judge0 answers.
+async fn authenticate(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.judge0_authn.is_empty() {
+        return next.run(request).await;
+    }
+    let from_header = request
+        .headers()
+        .get(AUTHN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let from_query = request.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-auth-token"))
+            .map(|(_, v)| v.into_owned())
+    });
+    let given = from_header.or(from_query).unwrap_or_default();
+    let known = !given.is_empty()
+        && state
+            .judge0_authn
+            .iter()
+            .any(|t| constant_time_eq(t.as_bytes(), given.as_bytes()));
+    if known {
+        next.run(request).await
+    } else {
+        crate::error::tagged(
+            StatusCode::UNAUTHORIZED.into_response(),
+            "unauthorized",
+            None,
+        )
+    }
 }
 
 /// An error in Judge0's shape, with its code left for the request metrics.

@@ -46,6 +46,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::webhooks::WebhookConfig>,
     /// Judge0's authorization tokens (`X-Auth-User`) for listing and deleting submissions.
     pub judge0_authz: Arc<Vec<String>>,
+    /// Judge0's authentication tokens (`X-Auth-Token`); empty: none needed.
+    pub judge0_authn: Arc<Vec<String>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -63,7 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
-        .merge(crate::judge0::routes())
+        .merge(crate::judge0::routes(state.clone()))
         .merge(crate::piston::routes())
         .fallback(health::no_route)
         .method_not_allowed_fallback(health::method_not_allowed)
