@@ -414,9 +414,12 @@ pub fn cleanup_flat(uid: u32, workspace: &Path) -> Option<Leftovers> {
 fn shared_and_ipc_clear(uid: u32) -> bool {
     let clear = |dir: &str| {
         fs::read_dir(dir).map_or(true, |entries| {
-            !entries
-                .flatten()
-                .any(|e| e.metadata().map_or(true, |m| m.uid() == uid))
+            // An entry that cannot be looked at counts as the uid's (the helper's cleanup then
+            // runs), unless it is gone: one removed between the listing and the look is nobody's.
+            !entries.flatten().any(|e| match e.metadata() {
+                Ok(m) => m.uid() == uid,
+                Err(err) => err.kind() != std::io::ErrorKind::NotFound,
+            })
         })
     };
     SHARED_DIRS.iter().all(|d| clear(d)) && ipc_objects_of(uid).is_empty()
