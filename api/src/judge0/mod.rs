@@ -347,8 +347,12 @@ async fn submit_one(
             admitted.view.map(|view| (view, converted.echo)),
         )),
         Err(e) => {
-            if let Err(e) = state.judge0.delete(&id).await {
-                tracing::warn!(job_id = %id, error = %e, "removing the echo of a refused submission failed");
+            // Refused: its echo goes. Admitted but the wait's last read failed: the job runs,
+            // and keeps its echo.
+            if matches!(state.store.get(&id).await, Ok(None)) {
+                if let Err(e) = state.judge0.delete(&id).await {
+                    tracing::warn!(job_id = %id, error = %e, "removing the echo of a refused submission failed");
+                }
             }
             Err(e.into())
         }

@@ -459,16 +459,19 @@ pub fn convert(body: &Value, base64: bool, topology: &Topology) -> Result<Conver
     let (min, max) = (rce_protocol::limits::MINIMUM, language.max_limits);
     let limits = PartialLimits {
         wall_time_ms: Some(
-            ((wall * 1000.0).round() as u64).clamp(min.wall_time_ms, max.wall_time_ms),
+            ((wall * 1000.0).round() as u64)
+                .max(min.wall_time_ms)
+                .min(max.wall_time_ms),
         ),
         cpu_time_ms: Some(((cpu + extra) * 1000.0).round() as u64)
-            .map(|ms| ms.clamp(min.cpu_time_ms, max.cpu_time_ms)),
+            .map(|ms| ms.max(min.cpu_time_ms).min(max.cpu_time_ms)),
         memory_mb: Some(
             (memory_kb as u64)
                 .div_ceil(1024)
-                .clamp(min.memory_mb, max.memory_mb),
+                .max(min.memory_mb)
+                .min(max.memory_mb),
         ),
-        processes: Some((processes as u64).clamp(min.processes, max.processes)),
+        processes: Some((processes as u64).max(min.processes).min(max.processes)),
         output_bytes: None,
     };
     // One run against an expected output, or several runs: judge mode (compiled once, each run

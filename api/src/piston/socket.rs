@@ -70,12 +70,12 @@ impl Drop for CancelUnlessDone {
 type Tx = SplitSink<WebSocket, Message>;
 
 async fn close(tx: &mut Tx, code: u16, reason: &'static str) {
-    let _ = tx
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
+    let closing = tx.send(Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })));
+    // A client that stopped reading is let go all the same.
+    let _ = tokio::time::timeout(SEND_PATIENCE, closing).await;
 }
 
 async fn send(tx: &mut Tx, frame: Value) -> bool {
