@@ -118,11 +118,9 @@ struct Outcome {
     memory: Option<u64>,
 }
 
+/// A result field's bytes (empty if its base64 does not decode, which a stored result never has).
 fn bytes(text: &str, encoding: Encoding) -> Vec<u8> {
-    match encoding {
-        Encoding::Utf8 => text.as_bytes().to_vec(),
-        Encoding::Base64 => rce_protocol::bytes::decode_base64(text).unwrap_or_default(),
-    }
+    encoding.decode(text.to_owned()).unwrap_or_default()
 }
 
 fn non_empty(b: Vec<u8>) -> Option<Vec<u8>> {

@@ -88,14 +88,9 @@ async fn runtimes(State(state): State<AppState>) -> Json<Value> {
     Json(Value::Array(list))
 }
 
+/// A result field as Piston's text (bytes that are not UTF-8 replaced).
 fn text(s: &str, encoding: Encoding) -> String {
-    match encoding {
-        Encoding::Utf8 => s.to_string(),
-        Encoding::Base64 => {
-            String::from_utf8_lossy(&rce_protocol::bytes::decode_base64(s).unwrap_or_default())
-                .into_owned()
-        }
-    }
+    String::from_utf8_lossy(&encoding.decode(s.to_owned()).unwrap_or_default()).into_owned()
 }
 
 /// One stage's result as Piston reports it. `verdict` says how a run stage ended (a compile
