@@ -92,9 +92,9 @@ pub async fn wait_for_end(
         .ok_or_else(|| ApiError::not_found("job"))
 }
 
-/// Validates `request`, writes the queued record and publishes the job: what `POST /v1/jobs` and
-/// the WebSocket's submit-and-attach share.
-pub async fn admit_and_publish(
+/// Validates `request`, writes the queued record and publishes the job: the part of [`submit`]
+/// before any wait.
+async fn admit_and_publish(
     state: &AppState,
     request: submission::SubmitRequest,
     id: String,

@@ -11,7 +11,6 @@
 use super::request;
 use crate::admission;
 use crate::event_feed;
-use crate::job_id::JobId;
 use crate::job_store::StdinChunk;
 use crate::routes::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -128,10 +127,10 @@ async fn session(state: AppState, socket: WebSocket) {
         Ok(c) => c,
         Err(message) => return error_and_close(&mut tx, message).await,
     };
-    let id = JobId::generate().into_string();
-    if let Err(e) = admission::admit_and_publish(&state, converted.request, id.clone()).await {
-        return error_and_close(&mut tx, e.message).await;
-    }
+    let id = match admission::submit(&state, converted.request, false).await {
+        Ok(admitted) => admitted.id,
+        Err(e) => return error_and_close(&mut tx, e.message).await,
+    };
     tracing::info!(job_id = %id, "job admitted over Piston's websocket");
     // From here, every way out but the job's own end cancels it.
     let mut guard = CancelUnlessDone {

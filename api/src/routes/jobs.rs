@@ -43,7 +43,7 @@ fn parse_wait(pairs: &[(String, String)]) -> Result<bool, ApiError> {
 
 /// `POST /v1/jobs`. Every submission is counted exactly once in `rce_api_submissions_total`:
 /// refusals before the job is read (bad `wait`, 413, 400) here, the rest by
-/// [`admission::admit_and_publish`].
+/// [`admission::submit`].
 pub async fn submit(
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,

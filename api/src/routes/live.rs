@@ -3,7 +3,6 @@
 //! submits a job and attaches to it on one socket.
 
 use super::AppState;
-use crate::admission::admit_and_publish;
 use crate::error::ApiError;
 use crate::event_feed::{self, StoredEvent};
 use crate::job_id::JobId;
@@ -322,8 +321,7 @@ async fn first_submit(
         e
     })?;
     let interactive = request.interactive;
-    let id = JobId::generate().into_string();
-    admit_and_publish(state, request, id.clone()).await?;
+    let id = crate::admission::submit(state, request, false).await?.id;
     tracing::info!(job_id = %id, interactive, "job admitted over a websocket");
     Ok((id, interactive))
 }
